@@ -1,0 +1,62 @@
+"""Asset checks on the catalog: the sync stats users of the old module relied on.
+
+Freshness is not a check here: ``ai_models`` carries a ``FreshnessPolicy`` (see
+``definitions.py``), which Dagster evaluates itself.
+"""
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
+from sqlalchemy import select
+
+from model_sync.assets import SOURCE, ai_models
+from model_sync.resources import CatalogDatabase
+from model_sync.store.sync import catalog_stats
+from model_sync.store.tables import model_sync_runs
+
+
+@asset_check(
+    asset=ai_models,
+    description=(
+        "Catalog stats (totalModels, activeModels, inactiveModels, lastSyncDate). Fails when no "
+        "model is active, or when the last sync skipped more than the allowed share of models."
+    ),
+)
+def ai_models_sync_stats(
+    context: AssetCheckExecutionContext, catalog: CatalogDatabase
+) -> AssetCheckResult:
+    with catalog.engine().connect() as connection:
+        active, inactive = catalog_stats(connection, SOURCE)
+        last_run = connection.execute(
+            select(model_sync_runs.c.finished_at, model_sync_runs.c.total, model_sync_runs.c.failed)
+            .where(model_sync_runs.c.source == SOURCE, model_sync_runs.c.status == "success")
+            .order_by(model_sync_runs.c.finished_at.desc())
+            .limit(1)
+        ).one_or_none()
+    last_sync = last_run.finished_at.isoformat().replace("+00:00", "Z") if last_run else None
+    served = (last_run.total + last_run.failed) if last_run else 0
+    failed_share = (last_run.failed / served) if served else 0.0
+    problems = []
+    if active == 0:
+        problems.append("no active models in the catalog")
+    if failed_share > catalog.max_failed_share:
+        problems.append(
+            f"the last sync skipped {last_run.failed} of {served} models "
+            f"({failed_share:.1%} > {catalog.max_failed_share:.1%}, MODEL_SYNC_MAX_FAILED_SHARE)"
+        )
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or "catalog has active models and a healthy last sync",
+        metadata={
+            "totalModels": active + inactive,
+            "activeModels": active,
+            "inactiveModels": inactive,
+            "lastSyncDate": MetadataValue.text(last_sync or "never"),
+            "lastRunFailedShare": MetadataValue.float(failed_share),
+        },
+    )

@@ -1,0 +1,66 @@
+"""The code location: wiring only. ``workspace.yaml`` and ``dagster -m`` load ``defs``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from dagster import (
+    Definitions,
+    EnvVar,
+    FreshnessPolicy,
+    in_process_executor,
+)
+
+from model_sync.assets import ai_models, ai_models_frame, gateway_models_raw
+from model_sync.checks import ai_models_sync_stats
+from model_sync.resources import CatalogDatabase, GatewayClient
+from model_sync.schedules import ai_models_sync_job, sync_schedule
+from model_sync.settings import Settings
+
+logger = logging.getLogger("model_sync")
+
+
+def _from_env(name: str, value):
+    """Secrets and URLs given by env var stay references (not values) in the Dagster UI."""
+    import os
+
+    return EnvVar(name) if os.environ.get(name) else value
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    freshness = FreshnessPolicy.time_window(fail_window=timedelta(hours=settings.freshness_hours))
+    catalog_asset = ai_models.map_asset_specs(
+        lambda spec: spec.replace_attributes(freshness_policy=freshness)
+    )
+    if settings.enabled:
+        logger.info(f"AI Model Sync Scheduler initialized with cron: {settings.cron_schedule}")
+    else:
+        logger.info("AI Model Sync Scheduler is disabled (MODEL_SYNC_ENABLED=false)")
+    return Definitions(
+        assets=[gateway_models_raw, ai_models_frame, catalog_asset],
+        asset_checks=[ai_models_sync_stats],
+        jobs=[ai_models_sync_job],
+        schedules=[sync_schedule(settings.cron_schedule, settings.enabled)],
+        resources={
+            "gateway": GatewayClient(
+                url=_from_env("MODEL_SYNC_GATEWAY_URL", settings.gateway_url),
+                timeout_seconds=settings.http_timeout_seconds,
+                max_retries=settings.http_max_retries,
+                backoff_seconds=settings.http_backoff_seconds,
+                max_body_bytes=settings.max_body_bytes,
+            ),
+            "catalog": CatalogDatabase(
+                database_url=_from_env("MODEL_SYNC_DATABASE_URL", settings.database_url),
+                data_dir=str(settings.data_dir),
+                max_deactivation_share=settings.max_deactivation_share,
+                max_failed_share=settings.max_failed_share,
+                lock_timeout_seconds=settings.lock_timeout_seconds,
+                statement_timeout_seconds=settings.statement_timeout_seconds,
+            ),
+        },
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(Settings.from_env())

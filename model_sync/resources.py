@@ -1,0 +1,75 @@
+"""Dagster resources: the gateway client and the catalog database.
+
+Both are thin ``ConfigurableResource`` wrappers, so their settings show (and can be overridden
+per run) in the Dagster UI's launchpad, while the work lives in plain modules
+(``model_sync.gateway``, ``model_sync.store``) that tests and scripts call directly.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from dagster import ConfigurableResource
+from pydantic import Field
+from sqlalchemy import Engine
+
+from model_sync.gateway import GatewayFetcher, GatewayResponse
+from model_sync.settings import DEFAULT_GATEWAY_URL
+from model_sync.store import database, migrate
+
+
+class GatewayClient(ConfigurableResource):
+    """Reads a gateway's ``/v1/models`` list over HTTP, or from a saved response file.
+
+    A local path or ``file://`` URL serves a saved response: for air-gapped deployments, for
+    trying the project offline, and as the snapshot-backed twin in tests.
+    """
+
+    url: str = Field(default=DEFAULT_GATEWAY_URL, description="Model list URL or saved file.")
+    timeout_seconds: float = Field(default=30.0, description="Per attempt, headers and body.")
+    max_retries: int = Field(default=4, description="Retries on network errors, 429 and 5xx.")
+    backoff_seconds: float = Field(default=1.0, description="Exponential backoff base.")
+    max_body_bytes: int = Field(default=50 * 1024 * 1024, description="Larger bodies are refused.")
+
+    def fetch(self) -> GatewayResponse:
+        return GatewayFetcher(
+            url=self.url,
+            timeout_seconds=self.timeout_seconds,
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_body_bytes=self.max_body_bytes,
+        ).fetch()
+
+
+@cache
+def _migrated_engine(url: str) -> Engine:
+    engine = database.engine_for(url)
+    migrate.upgrade(engine)
+    return engine
+
+
+class CatalogDatabase(ConfigurableResource):
+    """The Postgres database that holds the catalog.
+
+    With no ``database_url`` it starts (or reuses) an embedded PostgreSQL under ``data_dir``.
+    The schema is migrated to the latest revision before the first write of each process.
+    """
+
+    database_url: str | None = Field(
+        default=None, description="postgresql:// URL; unset means the embedded server."
+    )
+    data_dir: str = Field(default=".model_sync", description="Embedded server's data folder.")
+    max_deactivation_share: float = Field(
+        default=0.5, description="Refuse a sync that would deactivate more of the active models."
+    )
+    max_failed_share: float = Field(
+        default=0.1, description="Stats check fails when more of the last run's models failed."
+    )
+    lock_timeout_seconds: float = Field(default=30.0, description="Wait for locks at most this.")
+    statement_timeout_seconds: float = Field(default=300.0, description="Per SQL statement.")
+
+    def url(self) -> str:
+        return database.resolve_database_url(self.database_url, self.data_dir)
+
+    def engine(self) -> Engine:
+        return _migrated_engine(self.url())

@@ -1,0 +1,76 @@
+"""Where the catalog lives: a configured Postgres URL, or an embedded server on this machine.
+
+A new user should be able to try the project with nothing installed but Python, so when
+``MODEL_SYNC_DATABASE_URL`` is unset the project starts a private PostgreSQL from the
+``pgserver`` package (it ships the server binaries) in a data folder that persists between
+runs. The server keeps running after the process exits, so the logged psql URL works and the
+next run reuses it instead of paying for a start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+logger = logging.getLogger("model_sync")
+
+EMBEDDED_DATABASE = "postgres"
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Accept the usual ``postgresql://`` / ``postgres://`` forms and pin the psycopg 3 driver."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(
+            f"MODEL_SYNC_DATABASE_URL must be a PostgreSQL URL, got {url.get_backend_name()!r}"
+        )
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def embedded_pgdata(data_dir: Path) -> Path:
+    return Path(data_dir) / "pgdata"
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server and return its libpq URL."""
+    import pgserver
+
+    pgdata = embedded_pgdata(data_dir)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    reused = (pgdata / "PG_VERSION").exists()
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    uri = server.get_uri(EMBEDDED_DATABASE)
+    logger.info(
+        "%s embedded PostgreSQL in %s; connect with: psql '%s'",
+        "Reusing" if reused else "Started",
+        pgdata,
+        uri,
+    )
+    return uri
+
+
+def stop_embedded_postgres(data_dir: Path) -> bool:
+    """Stop the embedded server if one runs for ``data_dir``; return whether one did."""
+    import pgserver
+
+    pgdata = embedded_pgdata(data_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    # A handle in "stop" mode stops the server when this process lets go of it.
+    pgserver.get_server(pgdata, cleanup_mode="stop")
+    return True
+
+
+def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
+    """The URL the sync writes to: the configured one, else the embedded server's."""
+    return sqlalchemy_url(database_url or start_embedded_postgres(data_dir))
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One pooled engine per URL and process; ``pool_pre_ping`` survives a restarted server."""
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)

@@ -1,0 +1,103 @@
+"""The catalog schema as SQLAlchemy tables — the one place that names tables and columns.
+
+Alembic migrations (``model_sync/migrations``) create and upgrade these tables; the
+definitions here must match the head revision (a test compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+ai_models = Table(
+    "ai_models",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("model_id", Text, nullable=False),
+    Column("model_name", Text),
+    Column("provider", Text),
+    Column("owned_by", Text),
+    Column("description", Text),
+    Column("model_type", Text),
+    Column("context_window", BigInteger),
+    Column("max_output_tokens", BigInteger),
+    Column("released_at", DateTime(timezone=True)),
+    Column("gateway_created_at", DateTime(timezone=True)),
+    Column("deprecated_at", DateTime(timezone=True)),
+    Column("capabilities", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("supports_function_calling", Boolean, nullable=False, server_default=false()),
+    Column("supports_vision", Boolean, nullable=False, server_default=false()),
+    Column("supports_reasoning", Boolean, nullable=False, server_default=false()),
+    Column("cost_per_1m_input", Numeric),
+    Column("cost_per_1m_output", Numeric),
+    Column("cost_per_1m_cache_read", Numeric),
+    Column("cost_per_1m_cache_write", Numeric),
+    Column("web_search_cost", Numeric),
+    Column("input_tiers", JSONB),
+    Column("output_tiers", JSONB),
+    Column("input_cache_read_tiers", JSONB),
+    Column("input_cache_write_tiers", JSONB),
+    Column("cost_bucket", Text),
+    Column("pricing", JSONB),
+    Column("raw", JSONB, nullable=False),
+    # Lifecycle, written by the sync.
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("deactivated_at", DateTime(timezone=True)),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("last_changed_run_id", Text),
+    # User-owned: set by people and applications, never written by the sync.
+    Column("is_recommended", Boolean, nullable=False, server_default=false()),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("source", "model_id", name="ai_models_source_model_id_key"),
+    Index("ai_models_active_provider_idx", "is_active", "provider"),
+)
+
+model_sync_runs = Table(
+    "model_sync_runs",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("run_id", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_url", Text),
+    Column("body_sha256", Text),
+    Column("status", Text, nullable=False),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_ms", Integer),
+    Column("total", Integer),
+    Column("created", Integer),
+    Column("updated", Integer),
+    Column("unchanged", Integer),
+    Column("deactivated", Integer),
+    Column("reactivated", Integer),
+    Column("failed", Integer),
+    Column("skipped", JSONB),
+    CheckConstraint("status IN ('success', 'failed')", name="model_sync_runs_status_check"),
+    Index("model_sync_runs_source_finished_idx", "source", "finished_at"),
+)
+
+# Columns a sync may write: everything the transform produces. The user-owned columns are
+# deliberately absent, so no code path of the sync can overwrite them.
+USER_OWNED_COLUMNS = ("is_recommended", "priority")

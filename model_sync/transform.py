@@ -1,0 +1,168 @@
+"""Raw gateway models → one normalized pandas frame. Pure: plain data in, frame out, no I/O.
+
+A gateway that serves one broken model must not stop the catalog from learning about the
+other three hundred, so validation is per model: a bad model is skipped with a reason
+(reported as ``failed``) and everything else goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ValidationError
+
+from model_sync.sources import vercel
+
+# The frame's columns, in order, with their pandas dtypes. Integers and flags use pandas'
+# nullable dtypes so a missing value stays missing instead of turning the column into floats;
+# prices stay Python Decimals (object) so no digit is ever rounded.
+FRAME_DTYPES: dict[str, str] = {
+    "source": "object",
+    "model_id": "object",
+    "model_name": "object",
+    "provider": "object",
+    "owned_by": "object",
+    "description": "object",
+    "model_type": "object",
+    "context_window": "Int64",
+    "max_output_tokens": "Int64",
+    "released_at": "datetime64[us, UTC]",
+    "gateway_created_at": "datetime64[us, UTC]",
+    "deprecated_at": "datetime64[us, UTC]",
+    "capabilities": "object",
+    "supports_function_calling": "boolean",
+    "supports_vision": "boolean",
+    "supports_reasoning": "boolean",
+    "cost_per_1m_input": "object",
+    "cost_per_1m_output": "object",
+    "cost_per_1m_cache_read": "object",
+    "cost_per_1m_cache_write": "object",
+    "web_search_cost": "object",
+    "input_tiers": "object",
+    "output_tiers": "object",
+    "input_cache_read_tiers": "object",
+    "input_cache_write_tiers": "object",
+    "cost_bucket": "object",
+    "pricing": "object",
+    "raw": "object",
+}
+FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_DTYPES)
+
+
+@dataclass(frozen=True)
+class GatewaySource:
+    """How one gateway's models are validated and mapped to catalog rows."""
+
+    name: str
+    model: type[BaseModel]
+    to_row: Callable[[Any, dict[str, Any]], dict[str, Any]]
+
+
+SOURCES: dict[str, GatewaySource] = {
+    vercel.SOURCE: GatewaySource(vercel.SOURCE, vercel.VercelModel, vercel.catalog_row),
+}
+
+
+@dataclass(frozen=True)
+class SkippedModel:
+    """A served model that is not in the frame, and why."""
+
+    index: int
+    model_id: str | None
+    reason: str
+
+    def label(self) -> str:
+        return self.model_id if self.model_id is not None else f"<model #{self.index}>"
+
+
+@dataclass(frozen=True)
+class NormalizedCatalog:
+    """The transform's result: valid models as a frame, the rest as reasons."""
+
+    frame: pd.DataFrame
+    skipped: list[SkippedModel] = field(default_factory=list)
+
+
+def _unstorable_text(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds text Postgres cannot store (NUL, lone surrogates), if anywhere.
+
+    Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8; one such string would
+    abort the whole write transaction, so the model carrying it is skipped up front.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path or 'value'} contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path or 'value'} contains invalid unicode (a lone surrogate)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _unstorable_text(key, f"{path}.<key>") or _unstorable_text(
+                item, f"{path}.{key}" if path else str(key)
+            )
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            problem = _unstorable_text(item, f"{path}[{position}]")
+            if problem:
+                return problem
+    return None
+
+
+def _describe(error: ValidationError) -> str:
+    """A one-line reason naming each failing field, e.g. ``pricing.input: price is negative``."""
+    parts = []
+    for detail in error.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in detail["loc"]) or "model"
+        message = detail["msg"].removeprefix("Value error, ")
+        parts.append(f"{location}: {message}")
+    return "; ".join(parts)
+
+
+def _model_id_of(raw: Any) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return raw["id"]
+    return None
+
+
+def normalize_models(raw_models: Sequence[Any], source: str = vercel.SOURCE) -> NormalizedCatalog:
+    """Validate and map every served model; collect the ones that cannot be used.
+
+    Duplicate ids in one response keep the first occurrence: the catalog key is
+    ``(source, model_id)``, and silently letting a later entry win would make the stored
+    price depend on list order.
+    """
+    gateway = SOURCES[source]
+    rows: list[dict[str, Any]] = []
+    skipped: list[SkippedModel] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_models):
+        model_id = _model_id_of(raw)
+        if not isinstance(raw, dict):
+            skipped.append(SkippedModel(index, None, f"not an object: {type(raw).__name__}"))
+            continue
+        if model_id is None or not model_id.strip():
+            skipped.append(SkippedModel(index, model_id, "missing or empty id"))
+            continue
+        if model_id in seen:
+            skipped.append(SkippedModel(index, model_id, "duplicate id; kept the first"))
+            continue
+        problem = _unstorable_text(raw)
+        if problem:
+            skipped.append(SkippedModel(index, model_id, problem))
+            continue
+        try:
+            model = gateway.model.model_validate(raw)
+        except ValidationError as error:
+            skipped.append(SkippedModel(index, model_id, _describe(error)))
+            continue
+        seen.add(model_id)
+        rows.append(gateway.to_row(model, raw))
+    frame = pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS))
+    return NormalizedCatalog(frame=frame.astype(FRAME_DTYPES), skipped=skipped)
