@@ -124,7 +124,7 @@ def ai_models(
     request = SyncRequest(
         frame=ai_models_frame,
         source=attrs.get("source", SOURCE),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         source_url=attrs.get("source_url"),
         body_sha256=attrs.get("body_sha256"),
         skipped=attrs.get("skipped", []),

@@ -7,8 +7,6 @@ per run) in the Dagster UI's launchpad, while the work lives in plain modules
 
 from __future__ import annotations
 
-from functools import cache
-
 from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy import Engine
@@ -41,13 +39,6 @@ class GatewayClient(ConfigurableResource):
         ).fetch()
 
 
-@cache
-def _migrated_engine(url: str) -> Engine:
-    engine = database.engine_for(url)
-    migrate.upgrade(engine)
-    return engine
-
-
 class CatalogDatabase(ConfigurableResource):
     """The Postgres database that holds the catalog.
 
@@ -72,4 +63,7 @@ class CatalogDatabase(ConfigurableResource):
         return database.resolve_database_url(self.database_url, self.data_dir)
 
     def engine(self) -> Engine:
-        return _migrated_engine(self.url())
+        """The pooled engine, with the schema upgraded to head (a cheap no-op when current)."""
+        engine = database.engine_for(self.url())
+        migrate.upgrade(engine)
+        return engine

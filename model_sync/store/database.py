@@ -10,7 +10,6 @@ next run reuses it instead of paying for a start-up.
 from __future__ import annotations
 
 import logging
-from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
@@ -70,7 +69,20 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     return sqlalchemy_url(database_url or start_embedded_postgres(data_dir))
 
 
-@cache
+_engines: dict[str, Engine] = {}
+
+
 def engine_for(url: str) -> Engine:
     """One pooled engine per URL and process; ``pool_pre_ping`` survives a restarted server."""
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = create_engine(
+            url, pool_pre_ping=True, pool_size=2, max_overflow=2
+        )
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection this process holds (tests, forked workers)."""
+    while _engines:
+        _engines.popitem()[1].dispose()
