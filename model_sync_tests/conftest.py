@@ -120,13 +120,24 @@ SyncRunner = Callable[..., ExecuteInProcessResult]
 
 
 @pytest.fixture
-def run_sync(settings: Settings) -> SyncRunner:
+def instance() -> Iterator[DagsterInstance]:
+    """An ephemeral Dagster instance; its event log holds each run's log lines."""
+    with DagsterInstance.ephemeral() as dagster_instance:
+        yield dagster_instance
+
+
+@pytest.fixture
+def run_sync(settings: Settings, instance: DagsterInstance) -> SyncRunner:
     """Run the real sync job in process: ``run_sync(gateway_url, **setting_overrides)``."""
 
     def run(gateway_url: str, **overrides) -> ExecuteInProcessResult:
         defs = build_definitions(replace(settings, gateway_url=gateway_url, **overrides))
         job = defs.resolve_job_def(SYNC_JOB_NAME)
-        with DagsterInstance.ephemeral() as instance:
-            return job.execute_in_process(instance=instance, raise_on_error=False)
+        return job.execute_in_process(instance=instance, raise_on_error=False)
 
     return run
+
+
+def run_logs(instance: DagsterInstance, result: ExecuteInProcessResult) -> list[str]:
+    """Every user log message of one run, in order."""
+    return [entry.user_message for entry in instance.all_logs(result.run_id)]

@@ -1,0 +1,294 @@
+"""The full pipeline against a real Postgres, replaying the recorded gateway snapshots.
+
+Expected counts come from a plain diff of consecutive snapshot files, computed here from the
+JSON alone, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from dagster import AssetKey
+
+from model_sync_tests.conftest import run_logs
+from model_sync_tests.snapshots import snapshot_bytes, snapshot_models, vercel_snapshots
+
+GATEWAY_PATH = "/v1/models"
+# Present 08-30 and 09-03, absent on 10-13, back 10-16 … 11-18, gone again in 2026-03-05.
+RETURNING_MODEL = "google/gemini-2.5-flash-image-preview"
+
+
+def serve(httpserver, body: bytes) -> str:
+    httpserver.clear()
+    httpserver.expect_request(GATEWAY_PATH).respond_with_data(
+        body, content_type="application/json"
+    )
+    return httpserver.url_for(GATEWAY_PATH)
+
+
+def serve_models(httpserver, models: list) -> str:
+    return serve(httpserver, json.dumps({"object": "list", "data": models}).encode())
+
+
+def materialization_metadata(result, asset: str) -> dict:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == AssetKey(asset)
+    ]
+    return {key: value.value for key, value in event.materialization.metadata.items()}
+
+
+def expected_changes(previous: dict[str, dict], current: dict[str, dict], seen: set[str]):
+    """What a plain diff of two consecutive responses says, given every id seen before."""
+    added = current.keys() - previous.keys()
+    return {
+        "created": len(added - seen),
+        "reactivated": len(added & seen),
+        "deactivated": len(previous.keys() - current.keys()),
+        "updated": sum(1 for k in current.keys() & previous.keys() if current[k] != previous[k]),
+        "unchanged": sum(1 for k in current.keys() & previous.keys() if current[k] == previous[k]),
+    }
+
+
+def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
+    run_sync, httpserver, db
+):
+    """Each real snapshot in capture order: counts equal the diff; user columns survive."""
+    previous: dict[str, dict] = {}
+    seen: set[str] = set()
+    user_settings: dict[str, tuple[bool, int]] = {}
+    for step, (name, _captured) in enumerate(vercel_snapshots()):
+        current = {model["id"]: model for model in snapshot_models(name)}
+        result = run_sync(serve(httpserver, snapshot_bytes(name)))
+        assert result.success, name
+        counts = materialization_metadata(result, "ai_models")
+        expected = expected_changes(previous, current, seen)
+        assert {key: counts[key] for key in expected} == expected, name
+        assert counts["total"] == len(current)
+        assert counts["failed"] == 0
+
+        stored = dict(db.execute("SELECT model_id, is_active FROM ai_models").fetchall())
+        assert stored.keys() == seen | current.keys(), name
+        assert {k for k, active in stored.items() if active} == current.keys(), name
+        assert db.execute(
+            "SELECT count(*) FROM ai_models WHERE is_active = (deactivated_at IS NOT NULL)"
+        ).fetchone() == (0,)
+
+        # Users edit their own columns between syncs, including on a model that will vanish
+        # and come back; no sync may touch them.
+        for offset, model_id in enumerate(sorted(current)[step :: 7]):
+            user_settings[model_id] = (offset % 2 == 0, step * 10 + offset)
+        if RETURNING_MODEL in current:
+            user_settings[RETURNING_MODEL] = (True, 999)
+        for model_id, (recommended, priority) in user_settings.items():
+            db.execute(
+                "UPDATE ai_models SET is_recommended = %s, priority = %s WHERE model_id = %s",
+                (recommended, priority, model_id),
+            )
+        previous, seen = current, seen | current.keys()
+
+        stored_user = {
+            row[0]: (row[1], row[2])
+            for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
+        }
+        assert {k: stored_user[k] for k in user_settings} == user_settings
+
+    # The settings made before the last sync survived it as well.
+    final_user = {
+        row[0]: (row[1], row[2])
+        for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
+    }
+    assert {k: final_user[k] for k in user_settings} == user_settings
+    assert final_user[RETURNING_MODEL] == (True, 999)
+    runs = db.execute(
+        "SELECT count(*), count(DISTINCT run_id) FROM model_sync_runs WHERE status = 'success'"
+    ).fetchone()
+    assert runs == (len(vercel_snapshots()), len(vercel_snapshots()))
+
+
+def test_reactivated_model_is_active_again_and_loses_its_deactivation_time(
+    run_sync, httpserver, db
+):
+    models = snapshot_models("models-2025-11-18.json")
+    without = [m for m in models if m["id"] != RETURNING_MODEL]
+    assert len(without) == len(models) - 1
+    run_sync(serve_models(httpserver, models))
+    result = run_sync(serve_models(httpserver, without))
+    assert materialization_metadata(result, "ai_models")["deactivated"] == 1
+    assert db.execute(
+        "SELECT is_active, deactivated_at IS NOT NULL FROM ai_models WHERE model_id = %s",
+        (RETURNING_MODEL,),
+    ).fetchone() == (False, True)
+
+    result = run_sync(serve_models(httpserver, models))
+    meta = materialization_metadata(result, "ai_models")
+    assert (meta["reactivated"], meta["created"], meta["updated"]) == (1, 0, 0)
+    assert db.execute(
+        "SELECT is_active, deactivated_at FROM ai_models WHERE model_id = %s", (RETURNING_MODEL,)
+    ).fetchone() == (True, None)
+
+
+def test_second_sync_of_the_same_response_writes_nothing(run_sync, httpserver, db):
+    """0 created, 0 updated, and not one row version rewritten (xmin unchanged)."""
+    url = serve(httpserver, snapshot_bytes("models-2026-03-05.json"))
+    assert run_sync(url).success
+    before = dict(db.execute("SELECT model_id, xmin::text FROM ai_models").fetchall())
+    result = run_sync(url)
+    meta = materialization_metadata(result, "ai_models")
+    assert (meta["created"], meta["updated"], meta["deactivated"]) == (0, 0, 0)
+    assert meta["unchanged"] == meta["total"] == 232
+    after = dict(db.execute("SELECT model_id, xmin::text FROM ai_models").fetchall())
+    assert after == before
+
+
+def test_stored_prices_are_exact_numerics_scaled_per_million(run_sync, httpserver, db):
+    """Every stored per-1M price equals the JSON string × 10^6, with no float on the way."""
+    name = "models-2026-03-05.json"
+    assert run_sync(serve(httpserver, snapshot_bytes(name))).success
+    rows = {
+        row[0]: row[1:]
+        for row in db.execute(
+            "SELECT model_id, cost_per_1m_input, cost_per_1m_output, cost_per_1m_cache_read, "
+            "cost_per_1m_cache_write, pg_typeof(cost_per_1m_input)::text FROM ai_models"
+        )
+    }
+    checked = 0
+    for model in snapshot_models(name):
+        pricing = model.get("pricing", {})
+        stored = rows[model["id"]]
+        assert stored[4] == "numeric"
+        for key, value in zip(("input", "output", "input_cache_read", "input_cache_write"), stored):
+            if key in pricing:
+                assert value == Decimal(pricing[key]) * 1_000_000, (model["id"], key)
+                checked += 1
+            else:
+                assert value is None
+    assert checked > 400
+    # "0.00000012" per token is exactly 0.12 per million, written without trailing zeros.
+    cheap = db.execute(
+        "SELECT cost_per_1m_input::text FROM ai_models WHERE raw->'pricing'->>'input' = %s",
+        ("0.00000012",),
+    ).fetchall()
+    assert cheap and {row[0] for row in cheap} == {"0.12"}
+
+
+def test_tiers_pricing_and_raw_model_are_kept_whole(run_sync, httpserver, db):
+    name = "models-2026-03-05.json"
+    assert run_sync(serve(httpserver, snapshot_bytes(name))).success
+    for model in snapshot_models(name):
+        raw, pricing, input_tiers = db.execute(
+            "SELECT raw, pricing, input_tiers FROM ai_models WHERE model_id = %s", (model["id"],)
+        ).fetchone()
+        assert raw == model
+        assert pricing == model.get("pricing")
+        served = model.get("pricing", {}).get("input_tiers")
+        if served is None:
+            assert input_tiers is None
+        else:
+            assert [Decimal(t["cost"]) for t in input_tiers] == [
+                Decimal(t["cost"]) for t in served
+            ]
+            assert [t.get("max") for t in input_tiers] == [t.get("max") for t in served]
+            assert [t["min"] for t in input_tiers] == [t.get("min", 0) for t in served]
+
+
+def test_invalid_models_are_skipped_counted_and_recorded(run_sync, httpserver, db, instance):
+    models = snapshot_models("models-2025-11-18.json")
+    broken = [
+        {**models[0], "id": "broken/negative", "pricing": {"input": "-1", "output": "1"}},
+        {**models[1], "id": "broken/words", "pricing": {"input": "cheap"}},
+        {"name": "no id at all"},
+        dict(models[2]),  # a duplicate id: the first occurrence wins
+    ]
+    result = run_sync(serve_models(httpserver, models + broken))
+    assert result.success
+    meta = materialization_metadata(result, "ai_models")
+    assert (meta["total"], meta["created"], meta["failed"]) == (144, 144, 4)
+    frame_meta = materialization_metadata(result, "ai_models_frame")
+    assert "broken/negative" in frame_meta["skipped_models"]
+    assert "pricing.input" in frame_meta["skipped_models"]
+    logs = run_logs(instance, result)
+    assert any("Skipping model broken/words" in line for line in logs)
+    assert db.execute(
+        "SELECT count(*) FROM ai_models WHERE model_id LIKE 'broken/%'"
+    ).fetchone() == (0,)
+    failed, skipped = db.execute(
+        "SELECT failed, skipped FROM model_sync_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert failed == 4
+    assert {entry["model_id"] for entry in skipped} >= {"broken/negative", "broken/words"}
+
+
+def test_log_lines_and_metadata_match_the_old_module(run_sync, httpserver, instance):
+    models = snapshot_models("models-2025-11-18.json")
+    url = serve_models(httpserver, models)
+    run_sync(url)
+    result = run_sync(serve_models(httpserver, models[:-3]))
+    logs = run_logs(instance, result)
+    assert f"Fetching models from: {url}" in logs
+    assert "Successfully fetched 141 models from AI Gateway" in logs
+    assert "Deactivated 3 models that are no longer available" in logs
+    assert any(
+        line.startswith("AI Models sync completed successfully in ") and line.endswith(" ms")
+        for line in logs
+    )
+    assert any(line.startswith("Stats: total=141, created=0, updated=0,") for line in logs)
+    assert "Database Stats: 141 active models, 3 inactive models" in logs
+    meta = materialization_metadata(result, "ai_models")
+    assert meta["dagster/row_count"] == 144
+    assert meta["duration_ms"] >= 0
+    raw_meta = materialization_metadata(result, "gateway_models_raw")
+    assert raw_meta["model_count"] == 141
+    assert len(raw_meta["sha256"]) == 64
+
+
+@pytest.mark.parametrize(
+    ("share", "succeeds"), [(None, False), (0.6, False), (0.7, True)], ids=str
+)
+def test_deactivating_too_many_models_is_refused_unless_the_limit_allows_it(
+    run_sync, httpserver, db, share, succeeds
+):
+    """Dropping 2/3 of the catalog looks like a broken upstream, not a real change."""
+    models = snapshot_models("models-2025-11-18.json")
+    assert run_sync(serve_models(httpserver, models)).success
+    before = db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall()
+    overrides = {} if share is None else {"max_deactivation_share": share}
+    result = run_sync(serve_models(httpserver, models[: len(models) // 3]), **overrides)
+    assert result.success is succeeds
+    after = db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall()
+    if succeeds:
+        assert db.execute("SELECT count(*) FROM ai_models WHERE is_active").fetchone() == (48,)
+    else:
+        assert after == before
+        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        message = failure.step_failure_data.user_failure_data.description
+        assert "refusing to deactivate 96 of 144" in message
+        assert db.execute(
+            "SELECT status, error LIKE '%%refusing%%' FROM model_sync_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone() == ("failed", True)
+
+
+def test_stats_check_reports_counts_and_passes_on_a_healthy_catalog(run_sync, httpserver):
+    models = snapshot_models("models-2025-11-18.json")
+    run_sync(serve_models(httpserver, models))
+    result = run_sync(serve_models(httpserver, models[:-2]))
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    meta = {key: value.value for key, value in evaluation.metadata.items()}
+    assert (meta["totalModels"], meta["activeModels"], meta["inactiveModels"]) == (144, 142, 2)
+    assert meta["lastSyncDate"].endswith("Z")
+
+
+def test_stats_check_fails_when_too_many_models_failed(run_sync, httpserver):
+    models = snapshot_models("models-2025-11-18.json")
+    broken = [{**m, "context_window": "huge"} for m in models[:20]]
+    result = run_sync(serve_models(httpserver, broken + models[20:]))
+    # The catalog still took the 124 good models; the check (non-blocking) turns red.
+    assert result.success
+    assert materialization_metadata(result, "ai_models")["created"] == 124
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert "skipped 20 of 144" in evaluation.description
