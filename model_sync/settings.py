@@ -44,12 +44,14 @@ def normalize_cron(expression: str, variable: str = "MODEL_SYNC_CRON_SCHEDULE") 
             "(minute hour day month weekday), or 6 with a leading seconds field of 0"
         )
     normalized = " ".join(fields)
-    # Dagster's own validator; the schedule would reject the same string at definition time,
-    # but with a message that does not name our variable.
-    from dagster._utils.schedules import is_valid_cron_string
+    # Dagster's own validation, through its public API: the schedule would reject the same
+    # string at definition time, but with a message that does not name our variable.
+    from dagster import DagsterInvalidDefinitionError, ScheduleDefinition
 
-    if not is_valid_cron_string(normalized):
-        raise SettingsError(f"{variable}={expression!r}: not a valid cron expression")
+    try:
+        ScheduleDefinition(name="cron_validation", cron_schedule=normalized, job_name="none")
+    except DagsterInvalidDefinitionError:
+        raise SettingsError(f"{variable}={expression!r}: not a valid cron expression") from None
     return normalized
 
 

@@ -1,0 +1,600 @@
+"""GatewayFetcher against real servers on loopback: retries, timeouts, bad bodies, size caps.
+
+The fetcher is the one place that talks to the network, so every way a gateway can misbehave
+is played here by a real server: ``pytest-httpserver`` for well-formed HTTP, and
+:class:`RawServer` (a few lines of sockets) for faults a well-behaved HTTP server cannot
+produce, such as a reset in the middle of the body or headers followed by silence.
+Timeouts and backoff are kept tiny through the constructor, so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from model_sync.gateway import BODY_PREVIEW_BYTES, USER_AGENT, GatewayError, GatewayFetcher
+from model_sync_tests.snapshots import snapshot_bytes, snapshot_path
+
+SNAPSHOT = "models-2025-11-18.json"
+SNAPSHOT_MODELS = 144
+PATH = "/v1/models"
+
+# Small enough to keep every retrying test well under a few seconds.
+FAST = {"timeout_seconds": 1.0, "max_retries": 2, "backoff_seconds": 0.01}
+
+
+def fetcher(url: str, **overrides) -> GatewayFetcher:
+    """A fetcher with fast retry settings; tests override only what they exercise."""
+    return GatewayFetcher(url=url, **{**FAST, **overrides})
+
+
+def envelope(data, **extra) -> bytes:
+    """A model-list body as the gateway serves it: ``{"object": "list", "data": [...]}``."""
+    return json.dumps({"object": "list", "data": data, **extra}).encode()
+
+
+def fetch_error(fetch: GatewayFetcher) -> GatewayError:
+    """Run a fetch that must fail, and return its error for inspection."""
+    with pytest.raises(GatewayError) as caught:
+        fetch.fetch()
+    return caught.value
+
+
+def assert_names_response(error: GatewayError, *, url: str, status: int | None, body: bytes):
+    """An operator reading only the message must see where, what status and what came back."""
+    message = str(error)
+    preview = body[:BODY_PREVIEW_BYTES].decode("utf-8", errors="replace")
+    assert error.url == url
+    assert error.status == status
+    assert error.body_preview == preview
+    assert f"url: {url}" in message
+    assert (f"HTTP {status}" if status is not None else "no HTTP status") in message
+    assert f"body starts: {preview!r}" in message
+
+
+def serve_sequence(httpserver: HTTPServer, *responses: tuple[int, bytes, dict]) -> str:
+    """Queue responses to be served in order, one per request; return the URL."""
+    for status, body, headers in responses:
+        httpserver.expect_ordered_request(PATH).respond_with_data(
+            body, status=status, headers=headers, content_type="application/json"
+        )
+    return httpserver.url_for(PATH)
+
+
+def serve_forever(httpserver: HTTPServer, body: bytes, status: int = 200, **kwargs) -> str:
+    """Answer every request to the model list the same way; return the URL."""
+    kwargs.setdefault("content_type", "application/json")
+    httpserver.expect_request(PATH).respond_with_data(body, status=status, **kwargs)
+    return httpserver.url_for(PATH)
+
+
+# --- A raw socket server, for faults pytest-httpserver cannot produce ----------------------
+
+Behaviour = Callable[[socket.socket, threading.Event], None]
+
+
+def _head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} X", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def respond(body: bytes, status: int = 200) -> Behaviour:
+    """A complete, ordinary response."""
+
+    def play(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(_head(status, {"Content-Length": str(len(body))}) + body)
+
+    return play
+
+
+def stall_before_headers(conn: socket.socket, stop: threading.Event) -> None:
+    """Accept the request and never answer (until the test ends)."""
+    stop.wait(30)
+
+
+def stall_after_headers(conn: socket.socket, stop: threading.Event) -> None:
+    """Send headers promising a body, then go silent."""
+    conn.sendall(_head(200, {"Content-Length": "1000"}) + b'{"object": "list", ')
+    stop.wait(30)
+
+
+def drip(conn: socket.socket, stop: threading.Event) -> None:
+    """Send one byte every 50 ms: each read succeeds, so only a whole-body deadline stops it."""
+    conn.sendall(_head(200, {"Content-Length": "100000"}))
+    while not stop.wait(0.05):
+        conn.sendall(b" ")
+
+
+def reset_mid_body(body: bytes) -> Behaviour:
+    """Promise the whole body, send half, then reset the connection (RST, not FIN)."""
+
+    def play(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(_head(200, {"Content-Length": str(len(body))}) + body[: len(body) // 2])
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    return play
+
+
+def chunked(body: bytes, chunk_size: int = 4096) -> Behaviour:
+    """The body in chunked transfer encoding, so no Content-Length announces its size."""
+
+    def play(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(_head(200, {"Transfer-Encoding": "chunked"}))
+        try:
+            for start in range(0, len(body), chunk_size):
+                piece = body[start : start + chunk_size]
+                conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            conn.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client hung up once it had seen enough: that is the point
+
+    return play
+
+
+class RawServer:
+    """A loopback TCP server playing one scripted behaviour per connection.
+
+    Connection ``n`` gets ``behaviours[n]``; the last behaviour repeats for any further
+    connection. Every response closes its connection, so connections == attempts.
+    """
+
+    def __init__(self, behaviours: Sequence[Behaviour]):
+        self._behaviours = list(behaviours)
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._threads: list[threading.Thread] = []
+        self.connections = 0
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}{PATH}"
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            behaviour = self._behaviours[min(self.connections, len(self._behaviours) - 1)]
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn, behaviour), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket, behaviour: Behaviour) -> None:
+        with conn:
+            conn.settimeout(5)
+            request = b""
+            try:
+                while b"\r\n\r\n" not in request:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    request += data
+                behaviour(conn, self._stop)
+            except OSError:
+                pass  # the client gave up on us (timeout): expected in these tests
+
+    def close(self) -> None:
+        self._stop.set()
+        self._accepting.join(5)
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[..., RawServer]]:
+    """``raw_server(behaviour, ...)`` starts a :class:`RawServer`; all stop at teardown."""
+    servers: list[RawServer] = []
+
+    def start(*behaviours: Behaviour) -> RawServer:
+        servers.append(RawServer(behaviours))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+# --- Retries on status codes -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_transient_server_error_is_retried(httpserver: HTTPServer, status: int):
+    """A gateway hiccup must not cost a whole day's sync: one 5xx, then the list, succeeds."""
+    url = serve_sequence(httpserver, (status, b"upstream down", {}), (200, snapshot_bytes(SNAPSHOT), {}))
+
+    response = fetcher(url).fetch()
+
+    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.status == 200
+    assert len(httpserver.log) == 2
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    [
+        pytest.param(lambda: "1", id="seconds"),
+        pytest.param(
+            lambda: format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True),
+            id="http-date",
+        ),
+    ],
+)
+def test_rate_limit_waits_for_retry_after(httpserver: HTTPServer, retry_after):
+    """A 429 says when to come back; retrying sooner (backoff here is 10 ms) would be rude.
+
+    The HTTP-date form has whole-second resolution, so "now + 2 s" means a wait of 1-2 s.
+    """
+    url = serve_sequence(
+        httpserver,
+        (429, b'{"error": "rate limited"}', {"Retry-After": retry_after()}),
+        (200, snapshot_bytes(SNAPSHOT), {}),
+    )
+
+    started = time.monotonic()
+    response = fetcher(url, timeout_seconds=5).fetch()
+    waited = time.monotonic() - started
+
+    assert len(response.models) == SNAPSHOT_MODELS
+    assert len(httpserver.log) == 2
+    assert waited >= 0.9
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_client_error_fails_at_once(httpserver: HTTPServer, status: int):
+    """A 4xx will not heal by asking again (wrong URL, bad key): fail now, with what was said."""
+    body = b'{"error": {"message": "no such route", "type": "not_found"}}'
+    url = serve_forever(httpserver, body, status=status)
+
+    error = fetch_error(fetcher(url))
+
+    assert len(httpserver.log) == 1
+    assert f"the gateway answered HTTP {status}" in str(error)
+    assert "after retries" not in str(error)
+    assert_names_response(error, url=url, status=status, body=body)
+
+
+@pytest.mark.parametrize("max_retries", [0, 2])
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_persistent_server_error_gives_up_after_max_retries(
+    httpserver: HTTPServer, status: int, max_retries: int
+):
+    """Retries are bounded: max_retries + 1 attempts, then an error naming the last status."""
+    body = b"<html><body>503 Service Unavailable</body></html>"
+    url = serve_forever(httpserver, body, status=status, content_type="text/html")
+
+    error = fetch_error(fetcher(url, max_retries=max_retries))
+
+    assert len(httpserver.log) == max_retries + 1
+    assert f"the gateway answered HTTP {status} after retries" in str(error)
+    assert_names_response(error, url=url, status=status, body=body)
+
+
+# --- Network faults ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("behaviour", [stall_before_headers, stall_after_headers, drip])
+def test_stalled_server_times_out_after_retries(raw_server, behaviour: Behaviour):
+    """A hung gateway must not hang the run: every attempt is bounded, headers and body alike.
+
+    ``drip`` sends a byte every 50 ms, so no single read ever times out; only the per-attempt
+    deadline on the whole body ends it.
+    """
+    server = raw_server(behaviour)
+
+    started = time.monotonic()
+    error = fetch_error(fetcher(server.url, timeout_seconds=0.5, max_retries=1))
+
+    assert "timeout" in str(error).lower()
+    assert error.status is None
+    assert server.connections == 2
+    assert time.monotonic() - started < 10  # bounded, not hung
+
+
+def test_connection_reset_mid_body_is_retried(raw_server):
+    """A connection dropped halfway through the body is a network error like any other."""
+    body = snapshot_bytes(SNAPSHOT)
+    server = raw_server(reset_mid_body(body), respond(body))
+
+    response = fetcher(server.url).fetch()
+
+    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.sha256 == hashlib.sha256(body).hexdigest()
+    assert server.connections == 2
+
+
+def test_connection_reset_every_time_fails(raw_server):
+    """When every attempt is cut off, the error says the request failed, never half a list."""
+    server = raw_server(reset_mid_body(snapshot_bytes(SNAPSHOT)))
+
+    error = fetch_error(fetcher(server.url))
+
+    assert "request failed after 2 retries" in str(error)
+    assert server.connections == 3
+
+
+def test_connection_refused_fails():
+    """Nothing listening (gateway down, wrong port) is reported, not raised as a raw OSError.
+
+    A socket bound but not listening guarantees a refused connection on this port.
+    """
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}{PATH}"
+
+        error = fetch_error(fetcher(url))
+
+    assert "ConnectError" in str(error)
+    assert_names_response(error, url=url, status=None, body=b"")
+
+
+def test_malformed_url_is_a_gateway_error():
+    """A typo in MODEL_SYNC_GATEWAY_URL must surface as GatewayError, which the asset reports.
+
+    Any other exception escapes the asset's handling and fails the step with a bare traceback.
+    """
+    error = fetch_error(fetcher("http://[::1/v1/models"))
+
+    assert error.url == "http://[::1/v1/models"
+
+
+# --- Bodies that are not a model list ------------------------------------------------------------
+
+_HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(_HTML_PAGE, "is not JSON", id="html-error-page"),
+        pytest.param(b"", "is not JSON", id="empty"),
+        pytest.param(b"\xff\xfe\x00garbage", "is not JSON", id="not-utf8"),
+        pytest.param(
+            snapshot_bytes(SNAPSHOT)[: len(snapshot_bytes(SNAPSHOT)) // 2],
+            "is not JSON",
+            id="truncated",
+        ),
+        pytest.param(envelope({"id": "openai/gpt-5"}), "data of type dict", id="data-object"),
+        pytest.param(envelope(None), "data of type NoneType", id="data-null"),
+        pytest.param(b'{"object": "list"}', "data of type NoneType", id="data-missing"),
+        pytest.param(json.dumps([{"id": "openai/gpt-5"}]).encode(), "got list", id="bare-list"),
+        pytest.param(b"null", "got NoneType", id="json-null"),
+        pytest.param(
+            json.dumps({"object": "model", "data": []}).encode(),
+            "object='model'",
+            id="object-not-list",
+        ),
+        pytest.param(
+            json.dumps({"error": {"message": "rate limited"}}).encode(),
+            "got keys ['error']",
+            id="error-object",
+        ),
+    ],
+)
+def test_body_that_is_not_a_model_list_fails(httpserver: HTTPServer, body: bytes, reason: str):
+    """A 200 that is not a model list must fail loudly, showing what actually came back.
+
+    It is not retried: the server answered, and the same URL will answer the same way.
+    """
+    url = serve_forever(httpserver, body)
+
+    error = fetch_error(fetcher(url))
+
+    assert reason in str(error)
+    assert_names_response(error, url=url, status=200, body=body)
+    assert len(httpserver.log) == 1
+
+
+def test_empty_model_list_is_a_valid_response(httpserver: HTTPServer):
+    """An empty ``data`` is a well-formed envelope, so the fetch succeeds.
+
+    Refusing to wipe the catalog is the sync's job (see test_gateway_faults), not the fetcher's.
+    """
+    url = serve_forever(httpserver, envelope([]))
+
+    response = fetcher(url).fetch()
+
+    assert response.models == []
+    assert response.status == 200
+
+
+# --- Content handling ----------------------------------------------------------------------------
+
+
+def test_successful_fetch_reports_what_was_served(httpserver: HTTPServer):
+    """The audit trail (byte count, sha256) must describe exactly the bytes the gateway sent."""
+    body = snapshot_bytes(SNAPSHOT)
+    httpserver.expect_request(
+        PATH, method="GET", headers={"Accept": "application/json", "User-Agent": USER_AGENT}
+    ).respond_with_data(body, content_type="application/json")
+    url = httpserver.url_for(PATH)
+
+    before = datetime.now(UTC)
+    response = fetcher(url).fetch()
+
+    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.models == json.loads(body)["data"]
+    assert response.byte_count == len(body)
+    assert response.sha256 == hashlib.sha256(body).hexdigest()
+    assert response.status == 200
+    assert response.url == url
+    assert before <= response.fetched_at <= datetime.now(UTC)
+    assert response.fetch_ms >= 0
+    assert len(httpserver.log) == 1
+
+
+def test_gzip_body_is_decoded(httpserver: HTTPServer):
+    """Gateways behind CDNs compress; the list must be read from the decoded body.
+
+    Documented behaviour: byte_count and sha256 describe the decoded JSON, not the gzip stream,
+    so the same catalog has the same hash however it was transferred.
+    """
+    body = snapshot_bytes(SNAPSHOT)
+    url = serve_forever(httpserver, gzip.compress(body), headers={"Content-Encoding": "gzip"})
+
+    response = fetcher(url).fetch()
+
+    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.byte_count == len(body)
+    assert response.sha256 == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/html", "application/octet-stream"])
+def test_wrong_content_type_with_json_body_is_accepted(httpserver: HTTPServer, content_type: str):
+    """Documented behaviour: the Content-Type header is not checked, only the body.
+
+    A mislabelled but valid list is still the catalog; an HTML page fails on its body instead.
+    """
+    url = serve_forever(httpserver, snapshot_bytes(SNAPSHOT), content_type=content_type)
+
+    assert len(fetcher(url).fetch().models) == SNAPSHOT_MODELS
+
+
+# --- Size cap ------------------------------------------------------------------------------------
+
+CAP = 10_000  # bytes; the snapshot is ~93 KB
+
+
+def _served_with_content_length(httpserver: HTTPServer, raw_server) -> tuple[str, Callable]:
+    return serve_forever(httpserver, snapshot_bytes(SNAPSHOT)), lambda: len(httpserver.log)
+
+
+def _served_chunked(httpserver: HTTPServer, raw_server) -> tuple[str, Callable]:
+    server = raw_server(chunked(snapshot_bytes(SNAPSHOT)))
+    return server.url, lambda: server.connections
+
+
+def _served_as_gzip_bomb(httpserver: HTTPServer, raw_server) -> tuple[str, Callable]:
+    # ~3 KB on the wire, 3 MB decoded: the cap must apply to what is decoded.
+    bomb = gzip.compress(b" " * 3_000_000)
+    assert len(bomb) < CAP
+    url = serve_forever(httpserver, bomb, headers={"Content-Encoding": "gzip"})
+    return url, lambda: len(httpserver.log)
+
+
+@pytest.mark.parametrize(
+    "serve",
+    [
+        pytest.param(_served_with_content_length, id="content-length"),
+        pytest.param(_served_chunked, id="chunked"),
+        pytest.param(_served_as_gzip_bomb, id="gzip-bomb"),
+    ],
+)
+def test_body_over_the_cap_is_refused(httpserver: HTTPServer, raw_server, serve):
+    """A runaway body must not exhaust memory, announced (Content-Length) or not (chunked).
+
+    Refused once, not retried: the same URL would send the same oversized body again.
+    """
+    url, attempts = serve(httpserver, raw_server)
+
+    error = fetch_error(fetcher(url, max_body_bytes=CAP))
+
+    assert f"response body over the cap of {CAP} bytes" in str(error)
+    assert "MODEL_SYNC_MAX_BODY_BYTES" in str(error)
+    assert attempts() == 1
+
+
+@pytest.mark.parametrize("status", [404, 503])
+def test_oversized_error_page_reports_its_real_status(httpserver: HTTPServer, status: int):
+    """An error naming the wrong status sends the operator down the wrong path.
+
+    A large 404/503 page must be refused as too large *and* reported with its own status.
+    """
+    url = serve_forever(httpserver, b"x" * (2 * CAP), status=status, content_type="text/html")
+
+    error = fetch_error(fetcher(url, max_body_bytes=CAP, max_retries=0))
+
+    assert "over the cap" in str(error)
+    assert error.status == status
+    assert f"HTTP {status}" in str(error)
+
+
+# --- Saved responses on disk ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "to_url",
+    [
+        pytest.param(str, id="path"),
+        pytest.param(lambda path: path.as_uri(), id="file-url"),
+    ],
+)
+def test_saved_response_is_read_from_disk(to_url: Callable[[Path], str]):
+    """Offline and air-gapped deployments point the gateway URL at a saved response."""
+    path = snapshot_path(SNAPSHOT)
+    body = snapshot_bytes(SNAPSHOT)
+
+    response = fetcher(to_url(path)).fetch()
+
+    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.status is None
+    assert response.byte_count == len(body)
+    assert response.sha256 == hashlib.sha256(body).hexdigest()
+
+
+def test_file_url_with_escaped_characters(tmp_path: Path):
+    """A file:// URL is percent-decoded, so a folder with a space in its name works."""
+    path = tmp_path / "saved models" / "list.json"
+    path.parent.mkdir()
+    path.write_bytes(envelope([{"id": "openai/gpt-5"}]))
+
+    response = fetcher(path.as_uri()).fetch()
+
+    assert "%20" in path.as_uri()
+    assert response.models == [{"id": "openai/gpt-5"}]
+
+
+@pytest.mark.parametrize(
+    "to_url",
+    [
+        pytest.param(lambda tmp: str(tmp / "missing.json"), id="missing-path"),
+        pytest.param(lambda tmp: (tmp / "missing.json").as_uri(), id="missing-file-url"),
+        pytest.param(str, id="directory"),
+    ],
+)
+def test_unreadable_saved_response_fails(tmp_path: Path, to_url: Callable[[Path], str]):
+    """A wrong path is reported as a GatewayError naming it, like an unreachable gateway."""
+    url = to_url(tmp_path)
+
+    error = fetch_error(fetcher(url))
+
+    assert "cannot read the saved response" in str(error)
+    assert_names_response(error, url=url, status=None, body=b"")
+
+
+def test_saved_response_over_the_cap_is_refused():
+    """The size cap holds for files too, checked before anything is read."""
+    url = str(snapshot_path(SNAPSHOT))
+
+    error = fetch_error(fetcher(url, max_body_bytes=CAP))
+
+    assert f"over the cap of {CAP}" in str(error)
+    assert error.status is None
+
+
+def test_saved_response_that_is_not_a_list_fails(tmp_path: Path):
+    """A saved file is checked exactly like an HTTP body, with no status to report."""
+    path = tmp_path / "page.html"
+    path.write_bytes(_HTML_PAGE)
+
+    error = fetch_error(fetcher(str(path)))
+
+    assert "is not JSON" in str(error)
+    assert_names_response(error, url=str(path), status=None, body=_HTML_PAGE)
