@@ -19,6 +19,13 @@ from model_sync.schedules import ai_models_sync_job, sync_schedule
 from model_sync.settings import Settings
 
 logger = logging.getLogger("model_sync")
+if not logger.handlers:
+    # The load-time lines (scheduler initialized / disabled) are meant for operators reading
+    # `dagster dev` or CLI output; without a handler Python would drop INFO records.
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s - model_sync - %(levelname)s - %(message)s"))
+    logger.addHandler(_handler)
+    logger.setLevel(logging.INFO)
 
 
 def _from_env(name: str, value):

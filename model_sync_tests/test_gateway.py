@@ -86,7 +86,11 @@ Behaviour = Callable[[socket.socket, threading.Event], None]
 
 
 def _head(status: int, headers: dict[str, str]) -> bytes:
-    lines = [f"HTTP/1.1 {status} X", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"HTTP/1.1 {status} X",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -215,7 +219,9 @@ def raw_server() -> Iterator[Callable[..., RawServer]]:
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_transient_server_error_is_retried(httpserver: HTTPServer, status: int):
     """A gateway hiccup must not cost a whole day's sync: one 5xx, then the list, succeeds."""
-    url = serve_sequence(httpserver, (status, b"upstream down", {}), (200, snapshot_bytes(SNAPSHOT), {}))
+    url = serve_sequence(
+        httpserver, (status, b"upstream down", {}), (200, snapshot_bytes(SNAPSHOT), {})
+    )
 
     response = fetcher(url).fetch()
 
@@ -287,8 +293,15 @@ def test_persistent_server_error_gives_up_after_max_retries(
 # --- Network faults ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("behaviour", [stall_before_headers, stall_after_headers, drip])
-def test_stalled_server_times_out_after_retries(raw_server, behaviour: Behaviour):
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        pytest.param(stall_before_headers, "ReadTimeout: timed out", id="before-headers"),
+        pytest.param(stall_after_headers, "ReadTimeout: timed out", id="after-headers"),
+        pytest.param(drip, "ReadTimeout: body not complete within 0.5 s", id="drip"),
+    ],
+)
+def test_stalled_server_times_out_after_retries(raw_server, behaviour: Behaviour, reason: str):
     """A hung gateway must not hang the run: every attempt is bounded, headers and body alike.
 
     ``drip`` sends a byte every 50 ms, so no single read ever times out; only the per-attempt
@@ -299,7 +312,8 @@ def test_stalled_server_times_out_after_retries(raw_server, behaviour: Behaviour
     started = time.monotonic()
     error = fetch_error(fetcher(server.url, timeout_seconds=0.5, max_retries=1))
 
-    assert "timeout" in str(error).lower()
+    assert "request failed after 1 retries" in str(error)
+    assert reason in str(error)
     assert error.status is None
     assert server.connections == 2
     assert time.monotonic() - started < 10  # bounded, not hung
@@ -342,14 +356,21 @@ def test_connection_refused_fails():
     assert_names_response(error, url=url, status=None, body=b"")
 
 
-def test_malformed_url_is_a_gateway_error():
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://[::1/v1/models", id="unclosed-ipv6-bracket"),
+        pytest.param("http://127.0.0.1:abc/v1/models", id="non-numeric-port"),
+    ],
+)
+def test_malformed_url_is_a_gateway_error(url: str):
     """A typo in MODEL_SYNC_GATEWAY_URL must surface as GatewayError, which the asset reports.
 
     Any other exception escapes the asset's handling and fails the step with a bare traceback.
     """
-    error = fetch_error(fetcher("http://[::1/v1/models"))
+    error = fetch_error(fetcher(url))
 
-    assert error.url == "http://[::1/v1/models"
+    assert_names_response(error, url=url, status=None, body=b"")
 
 
 # --- Bodies that are not a model list ------------------------------------------------------------

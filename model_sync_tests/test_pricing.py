@@ -51,7 +51,7 @@ def test_parse_price_accepts_decimal_text_exactly(value: str, expected: str) -> 
 
 @pytest.mark.parametrize("value", ["0", "-0", "0.000", "-0.0", "0e-5", "0E+3", 0, 0.0, -0.0])
 def test_parse_price_turns_every_zero_into_one_canonical_zero(value: object) -> None:
-    """"0", "-0" and "0.000" all mean no charge; storing one form keeps change detection quiet."""
+    """ "0", "-0" and "0.000" all mean no charge; storing one form keeps change detection quiet."""
     assert_exact(parse_price(value), "0")
 
 

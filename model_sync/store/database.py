@@ -9,13 +9,14 @@ next run reuses it instead of paying for a start-up.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
+from dagster import get_dagster_logger
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-logger = logging.getLogger("model_sync")
+# Inside a run this lands in the run's event log (and so in the CLI output and the UI).
+logger = get_dagster_logger("model_sync")
 
 EMBEDDED_DATABASE = "postgres"
 

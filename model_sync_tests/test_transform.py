@@ -1,0 +1,637 @@
+"""Raw gateway models → catalog frame, checked against every model of every recorded snapshot.
+
+Expected values are computed here from the raw JSON strings (string shifts, ``Decimal``,
+epoch arithmetic), never by calling the code under test, so a wrong mapping cannot agree
+with itself. Pure: no database, no network.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from model_sync.transform import FRAME_COLUMNS, FRAME_DTYPES, NormalizedCatalog, normalize_models
+from model_sync_tests.snapshots import snapshot_models, vercel_snapshots
+
+LATEST = "models-2026-03-05.json"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# (flat price key, its tier key, frame column) for the four per-token prices.
+TOKEN_PRICES = (
+    ("input", "input_tiers", "cost_per_1m_input"),
+    ("output", "output_tiers", "cost_per_1m_output"),
+    ("input_cache_read", "input_cache_read_tiers", "cost_per_1m_cache_read"),
+    ("input_cache_write", "input_cache_write_tiers", "cost_per_1m_cache_write"),
+)
+TIER_KEYS = tuple(tier_key for _, tier_key, _ in TOKEN_PRICES)
+
+# Exclusive upper bound of each bucket, per token of output, as in the issue.
+BUCKET_BOUNDS = (
+    (Decimal("0.000001"), "free"),
+    (Decimal("0.000005"), "ultra-low"),
+    (Decimal("0.00002"), "low"),
+    (Decimal("0.0001"), "medium"),
+    (Decimal("0.001"), "high"),
+)
+
+_PLAIN_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
+# --- independent expectations ------------------------------------------------------------
+
+
+def shift_six(price_text: str) -> str:
+    """Move the decimal point of a plain decimal string six places right, by text alone."""
+    match = _PLAIN_DECIMAL.fullmatch(price_text)
+    assert match, f"fixture price is not a plain decimal: {price_text!r}"
+    whole, fraction = match.group(1), match.group(2) or ""
+    digits = (whole + fraction[:6].ljust(6, "0")).lstrip("0") or "0"
+    rest = fraction[6:]
+    return f"{digits}.{rest}" if rest else digits
+
+
+def served_base_price(pricing: dict[str, Any], flat_key: str, tier_key: str) -> str | None:
+    """The price text the flat column should come from: the flat key, else the first tier."""
+    if flat_key in pricing:
+        return pricing[flat_key]
+    tiers = pricing.get(tier_key)
+    return tiers[0]["cost"] if tiers else None
+
+
+def expected_bucket(output_text: str | None) -> str | None:
+    if output_text is None:
+        return None
+    price = Decimal(output_text)
+    return next((name for bound, name in BUCKET_BOUNDS if price < bound), "premium")
+
+
+def expected_time(seconds: int | None) -> datetime | None:
+    return None if seconds is None else EPOCH + timedelta(seconds=seconds)
+
+
+def expected_capabilities(raw: dict[str, Any]) -> list[str]:
+    capabilities = list(raw.get("tags") or [])
+    if raw.get("type") and raw["type"] not in capabilities:
+        capabilities.append(raw["type"])
+    return capabilities
+
+
+# --- assertions --------------------------------------------------------------------------
+
+
+def assert_missing(value: Any) -> None:
+    """Missing in any of pandas' spellings; the exact spelling is pinned by dedicated tests."""
+    assert not isinstance(value, list | dict) and pd.isna(value), f"expected missing: {value!r}"
+
+
+def assert_per_million(value: Any, per_token_text: str | None) -> None:
+    """Exactly the shifted string: equal value and identical digits/exponent."""
+    if per_token_text is None:
+        assert_missing(value)
+        return
+    expected = Decimal(shift_six(per_token_text))
+    assert isinstance(value, Decimal)
+    assert value == expected == Decimal(per_token_text) * 1_000_000
+    assert value.as_tuple() == expected.as_tuple()
+
+
+def assert_tiers_kept(stored: Any, served: list[dict[str, Any]] | None) -> None:
+    """Every tier, in order: cost numerically equal, min defaulted to 0, max only when given."""
+    if served is None:
+        assert_missing(stored)
+        return
+    assert isinstance(stored, list)
+    assert len(stored) == len(served)
+    for kept, given in zip(stored, served, strict=True):
+        assert isinstance(kept["cost"], str)
+        assert _PLAIN_DECIMAL.fullmatch(kept["cost"]), kept["cost"]
+        assert Decimal(kept["cost"]) == Decimal(given["cost"])
+        assert kept["min"] == given.get("min", 0)
+        assert ("max" in kept) == ("max" in given)
+        if "max" in given:
+            assert kept["max"] == given["max"]
+        others = {"cost", "min", "max"}
+        assert {k: v for k, v in kept.items() if k not in others} == {
+            k: v for k, v in given.items() if k not in others
+        }
+
+
+def assert_same_json(actual: Any, expected: Any) -> None:
+    """Identical JSON, including key order and int-vs-float, not just Python equality."""
+    assert json.dumps(actual) == json.dumps(expected)
+
+
+# --- fixture access ----------------------------------------------------------------------
+
+
+@cache
+def normalized_snapshot(name: str) -> NormalizedCatalog:
+    """Each snapshot is transformed once per session; tests only read the result."""
+    return normalize_models(snapshot_models(name))
+
+
+@cache
+def rows_by_id(name: str) -> dict[str, dict[str, Any]]:
+    return {row["model_id"]: row for row in normalized_snapshot(name).frame.to_dict("records")}
+
+
+def served_model(name: str, model_id: str) -> dict[str, Any]:
+    """A fresh copy of one model exactly as the snapshot serves it."""
+    return next(model for model in snapshot_models(name) if model["id"] == model_id)
+
+
+def fixture_row(name: str, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return rows_by_id(name)[model_id], served_model(name, model_id)
+
+
+def snapshot_model_params() -> list[Any]:
+    """One param per model of every snapshot, built at collection time."""
+    return [
+        pytest.param(name, model["id"], id=f"{name}::{model['id']}")
+        for name, _ in vercel_snapshots()
+        for model in snapshot_models(name)
+    ]
+
+
+SNAPSHOT_NAMES = [name for name, _ in vercel_snapshots()]
+SNAPSHOT_MODELS = snapshot_model_params()
+
+
+# --- every recorded snapshot -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SNAPSHOT_NAMES)
+def test_snapshot_keeps_every_model_in_order(name: str) -> None:
+    """Real gateway data must never be skipped: one row per served model, in served order."""
+    served = snapshot_models(name)
+    untouched = copy.deepcopy(served)
+    result = normalize_models(served)
+    assert result.skipped == []
+    assert len(result.frame) == len(served)
+    assert list(result.frame["model_id"]) == [model["id"] for model in untouched]
+    assert set(result.frame["source"]) == {"vercel"}
+    assert_same_json(served, untouched)  # the input list is not modified
+
+
+@pytest.mark.parametrize(("name", "model_id"), SNAPSHOT_MODELS)
+def test_snapshot_model_prices_and_bucket(name: str, model_id: str) -> None:
+    """Per-1M prices are the served per-token text shifted exactly; bucket from output price."""
+    row, raw = fixture_row(name, model_id)
+    pricing = raw.get("pricing") or {}
+    for flat_key, tier_key, column in TOKEN_PRICES:
+        assert_per_million(row[column], served_base_price(pricing, flat_key, tier_key))
+    if "web_search" in pricing:
+        assert row["web_search_cost"] == Decimal(pricing["web_search"])
+        assert row["web_search_cost"].as_tuple() == Decimal(pricing["web_search"]).as_tuple()
+    else:
+        assert_missing(row["web_search_cost"])
+    bucket = expected_bucket(served_base_price(pricing, "output", "output_tiers"))
+    if bucket is None:
+        assert_missing(row["cost_bucket"])
+    else:
+        assert row["cost_bucket"] == bucket
+
+
+@pytest.mark.parametrize(("name", "model_id"), SNAPSHOT_MODELS)
+def test_snapshot_model_tiers_are_kept_whole(name: str, model_id: str) -> None:
+    """Tiered prices are stored in served order with every band, not just the first."""
+    row, raw = fixture_row(name, model_id)
+    pricing = raw.get("pricing") or {}
+    for tier_key in TIER_KEYS:
+        assert_tiers_kept(row[tier_key], pricing.get(tier_key))
+
+
+@pytest.mark.parametrize(("name", "model_id"), SNAPSHOT_MODELS)
+def test_snapshot_model_descriptive_columns(name: str, model_id: str) -> None:
+    """Identity, capabilities, flags, limits and times map from the served fields."""
+    row, raw = fixture_row(name, model_id)
+    tags = raw.get("tags") or []
+    assert row["source"] == "vercel"
+    assert row["model_id"] == raw["id"]
+    assert row["provider"] == raw["id"].split("/", 1)[0]
+    for column, key in (
+        ("model_name", "name"),
+        ("owned_by", "owned_by"),
+        ("description", "description"),
+        ("model_type", "type"),
+    ):
+        if key in raw:
+            assert row[column] == raw[key]
+        else:
+            assert_missing(row[column])
+    assert row["capabilities"] == expected_capabilities(raw)
+    assert row["supports_function_calling"] == ("tool-use" in tags)
+    assert row["supports_vision"] == ("vision" in tags)
+    assert row["supports_reasoning"] == ("reasoning" in tags)
+    for column, key in (("context_window", "context_window"), ("max_output_tokens", "max_tokens")):
+        if key in raw:
+            assert row[column] == raw[key]
+        else:
+            assert_missing(row[column])
+    for column, key in (("released_at", "released"), ("gateway_created_at", "created")):
+        expected = expected_time(raw.get(key))
+        if expected is None:
+            assert_missing(row[column])
+        else:
+            assert row[column] == expected
+    assert_missing(row["deprecated_at"])
+
+
+@pytest.mark.parametrize(("name", "model_id"), SNAPSHOT_MODELS)
+def test_snapshot_model_keeps_raw_and_pricing_json(name: str, model_id: str) -> None:
+    """Whatever we do not model survives in the stored raw and pricing JSON, byte for byte."""
+    row, raw = fixture_row(name, model_id)
+    assert_same_json(row["raw"], raw)
+    assert_same_json(row["pricing"], raw.get("pricing"))
+
+
+# --- synthetic variations of real models -------------------------------------------------
+
+FIRST_ID = "openai/gpt-5"
+MIDDLE_ID = "anthropic/claude-sonnet-4.6"  # has all four tier lists and web_search
+LAST_ID = "google/veo-3.0-generate-001"
+
+
+def latest_model(model_id: str) -> dict[str, Any]:
+    return served_model(LATEST, model_id)
+
+
+def row_of(model: dict[str, Any]) -> dict[str, Any]:
+    """Transform one model and return its only row (it must not be skipped)."""
+    result = normalize_models([model])
+    assert result.skipped == []
+    assert len(result.frame) == 1
+    return result.frame.to_dict("records")[0]
+
+
+def changed(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+    """A maker that sets a dotted path (``pricing.input``) of a model copy to ``value``."""
+
+    def make(model: dict[str, Any]) -> Any:
+        *parents, last = path.split(".")
+        target = model
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[int(last) if isinstance(target, list) else last] = value
+        return model
+
+    return make
+
+
+def dropped(key: str) -> Callable[[dict[str, Any]], Any]:
+    def make(model: dict[str, Any]) -> Any:
+        del model[key]
+        return model
+
+    return make
+
+
+def transform_with_broken_middle(
+    make: Callable[[dict[str, Any]], Any],
+) -> NormalizedCatalog:
+    """Two good real models around one broken copy of a third."""
+    return normalize_models(
+        [latest_model(FIRST_ID), make(latest_model(MIDDLE_ID)), latest_model(LAST_ID)]
+    )
+
+
+def assert_only_middle_skipped(result: NormalizedCatalog, model_id: str | None) -> str:
+    """The good neighbours still go through; returns the broken model's reason."""
+    assert list(result.frame["model_id"]) == [FIRST_ID, LAST_ID]
+    assert len(result.skipped) == 1
+    skipped = result.skipped[0]
+    assert skipped.index == 1
+    assert skipped.model_id == model_id
+    assert skipped.reason
+    return skipped.reason
+
+
+def names_field(reason: str, field: str) -> bool:
+    """Whether ``reason`` names ``field`` as a whole dotted path, not as part of another."""
+    return re.search(rf"(?<![\w.]){re.escape(field)}(?!\w)", reason) is not None
+
+
+@pytest.mark.parametrize(
+    ("make", "reported_id", "field"),
+    [
+        pytest.param(dropped("id"), None, "id", id="no-id"),
+        pytest.param(changed("id", ""), "", "id", id="empty-id"),
+        pytest.param(changed("id", "   "), "   ", "id", id="blank-id"),
+        pytest.param(changed("id", 42), None, "id", id="int-id"),
+        pytest.param(changed("pricing.input", "abc"), MIDDLE_ID, "pricing.input", id="price-abc"),
+        pytest.param(changed("pricing.input", "NaN"), MIDDLE_ID, "pricing.input", id="price-nan"),
+        pytest.param(changed("pricing.input", True), MIDDLE_ID, "pricing.input", id="price-bool"),
+        pytest.param(
+            changed("pricing.output", "-0.000001"), MIDDLE_ID, "pricing.output", id="price-negative"
+        ),
+        pytest.param(
+            changed("pricing.web_search", "-10"), MIDDLE_ID, "pricing.web_search", id="search-neg"
+        ),
+        pytest.param(changed("pricing", "free"), MIDDLE_ID, "pricing", id="pricing-string"),
+        pytest.param(
+            changed("pricing.input_tiers.0.cost", "x"),
+            MIDDLE_ID,
+            "pricing.input_tiers.0.cost",
+            id="tier-cost-abc",
+        ),
+        pytest.param(
+            changed("pricing.output_tiers.1", {"min": 200001}),
+            MIDDLE_ID,
+            "pricing.output_tiers.1.cost",
+            id="tier-without-cost",
+        ),
+        pytest.param(
+            changed("pricing.input_tiers.0.min", "zero"),
+            MIDDLE_ID,
+            "pricing.input_tiers.0.min",
+            id="tier-min-string",
+        ),
+        pytest.param(
+            changed("pricing.output_tiers", "cheap"),
+            MIDDLE_ID,
+            "pricing.output_tiers",
+            id="tiers-string",
+        ),
+        pytest.param(changed("context_window", "big"), MIDDLE_ID, "context_window", id="ctx-big"),
+        pytest.param(changed("context_window", -1), MIDDLE_ID, "context_window", id="ctx-neg"),
+        pytest.param(changed("context_window", 1.5), MIDDLE_ID, "context_window", id="ctx-frac"),
+        pytest.param(changed("context_window", True), MIDDLE_ID, "context_window", id="ctx-bool"),
+        pytest.param(changed("max_tokens", "8192"), MIDDLE_ID, "max_tokens", id="max-tok-str"),
+        pytest.param(changed("tags", "vision"), MIDDLE_ID, "tags", id="tags-string"),
+        pytest.param(changed("tags", ["vision", 7]), MIDDLE_ID, "tags.1", id="tag-int"),
+        pytest.param(changed("name", 123), MIDDLE_ID, "name", id="name-int"),
+        pytest.param(changed("type", ["language"]), MIDDLE_ID, "type", id="type-list"),
+        pytest.param(changed("created", "yesterday"), MIDDLE_ID, "created", id="created-text"),
+        pytest.param(changed("released", -5), MIDDLE_ID, "released", id="released-negative"),
+        pytest.param(
+            changed("description", "bad\x00text"), MIDDLE_ID, "description", id="nul-description"
+        ),
+        pytest.param(
+            changed("pricing.input", "0.000003\x00"), MIDDLE_ID, "pricing.input", id="nul-price"
+        ),
+        pytest.param(changed("name", "bad \ud800"), MIDDLE_ID, "name", id="lone-surrogate"),
+    ],
+)
+def test_invalid_model_is_skipped_with_reason_naming_the_field(
+    make: Callable[[dict[str, Any]], Any], reported_id: str | None, field: str
+) -> None:
+    """One broken model costs only itself, and its reason says which field is wrong."""
+    reason = assert_only_middle_skipped(transform_with_broken_middle(make), reported_id)
+    assert names_field(reason, field), reason
+
+
+@pytest.mark.parametrize(
+    "not_a_model",
+    [
+        pytest.param("openai/gpt-5", id="string"),
+        pytest.param(None, id="null"),
+        pytest.param(["openai/gpt-5"], id="list"),
+        pytest.param(7, id="number"),
+    ],
+)
+def test_entry_that_is_not_an_object_is_skipped(not_a_model: Any) -> None:
+    """A non-object entry has no fields to name; the reason says it is not an object."""
+    result = transform_with_broken_middle(lambda _: not_a_model)
+    reason = assert_only_middle_skipped(result, None)
+    assert "not an object" in reason
+    assert result.skipped[0].label() == "<model #1>"
+
+
+def test_reason_names_every_broken_field() -> None:
+    """With two bad fields, fixing the one reported must not reveal a second surprise."""
+    make = changed("context_window", "big")
+    reason = assert_only_middle_skipped(
+        transform_with_broken_middle(lambda model: changed("pricing.input", "-1")(make(model))),
+        MIDDLE_ID,
+    )
+    assert names_field(reason, "context_window"), reason
+    assert names_field(reason, "pricing.input"), reason
+
+
+def test_unknown_fields_are_accepted_and_kept_in_raw() -> None:
+    """The gateway adds keys faster than we model them; new keys must not fail a model."""
+    model = latest_model(MIDDLE_ID)
+    model["brand_new_field"] = {"nested": [1, "two"]}
+    model["pricing"]["audio_per_second"] = "0.0001"
+    model["pricing"]["input_tiers"][0]["label"] = "short context"
+    served = copy.deepcopy(model)
+    row = row_of(model)
+    assert_same_json(row["raw"], served)
+    assert_same_json(row["pricing"], served["pricing"])
+    assert row["input_tiers"][0]["label"] == "short context"
+    assert_per_million(row["cost_per_1m_input"], "0.000003")
+
+
+def test_duplicate_id_keeps_the_first_and_skips_the_later() -> None:
+    """The stored price must not depend on list order, so the first occurrence wins."""
+    first = latest_model(MIDDLE_ID)
+    later = latest_model(MIDDLE_ID)
+    later["pricing"]["input"] = "0.000009"
+    result = normalize_models([first, latest_model(FIRST_ID), later])
+    assert list(result.frame["model_id"]) == [MIDDLE_ID, FIRST_ID]
+    assert len(result.skipped) == 1
+    skipped = result.skipped[0]
+    assert (skipped.index, skipped.model_id) == (2, MIDDLE_ID)
+    assert "duplicate" in skipped.reason
+    kept = result.frame.set_index("model_id").loc[MIDDLE_ID]
+    assert_per_million(kept["cost_per_1m_input"], "0.000003")
+
+
+@pytest.mark.parametrize(
+    "model_id", ["meituan/longcat-flash-chat", "mistral/devstral-2", "zai/glm-4.6v-flash"]
+)
+def test_empty_pricing_is_valid_with_no_prices_and_no_bucket(model_id: str) -> None:
+    """Real models served with ``"pricing": {}`` among priced ones: all prices and bucket None."""
+    row = rows_by_id(LATEST)[model_id]
+    for _, tier_key, column in TOKEN_PRICES:
+        assert row[column] is None
+        assert row[tier_key] is None
+    assert row["web_search_cost"] is None
+    assert row["cost_bucket"] is None
+    assert row["pricing"] == {}
+
+
+def test_missing_pricing_key_is_valid_with_no_prices() -> None:
+    """A model without any pricing key is still catalogued, with unknown prices."""
+    model = latest_model(FIRST_ID)
+    del model["pricing"]
+    row = row_of(model)
+    for _, _, column in TOKEN_PRICES:
+        assert_missing(row[column])
+    assert row["cost_bucket"] is None
+    assert_missing(row["pricing"])
+
+
+def test_issue_example_price_becomes_exactly_0_12_per_million() -> None:
+    """The issue's example end to end: "0.00000012" per token is stored as exactly 0.12."""
+    model = latest_model(FIRST_ID)
+    model["pricing"] = {"input": "0.00000012", "output": "0.00000012"}
+    row = row_of(model)
+    for column in ("cost_per_1m_input", "cost_per_1m_output"):
+        assert row[column] == Decimal("0.12")
+        assert str(row[column]) == "0.12"
+        assert row[column].as_tuple() == (0, (1, 2), -2)
+
+
+def test_web_search_cost_is_the_price_as_given() -> None:
+    """web_search is per search, not per token, so it is not scaled to per-million."""
+    model = latest_model(MIDDLE_ID)
+    model["pricing"]["web_search"] = "0.035"
+    row = row_of(model)
+    assert row["web_search_cost"] == Decimal("0.035")
+    assert row["web_search_cost"].as_tuple() == Decimal("0.035").as_tuple()
+
+
+def test_flat_price_wins_over_first_tier() -> None:
+    """The flat key is the base price when served, even if the first band says otherwise."""
+    model = latest_model(MIDDLE_ID)
+    model["pricing"]["input"] = "0.000004"
+    assert_per_million(row_of(model)["cost_per_1m_input"], "0.000004")
+
+
+def test_first_tier_is_the_base_price_without_a_flat_key() -> None:
+    """Without flat keys, each per-1M column and the bucket come from the first band."""
+    model = latest_model(MIDDLE_ID)
+    for flat_key, _, _ in TOKEN_PRICES:
+        del model["pricing"][flat_key]
+    row = row_of(model)
+    assert_per_million(row["cost_per_1m_input"], "0.000003")
+    assert_per_million(row["cost_per_1m_output"], "0.000015")
+    assert_per_million(row["cost_per_1m_cache_read"], "0.0000003")
+    assert_per_million(row["cost_per_1m_cache_write"], "0.00000375")
+    assert row["cost_bucket"] == "low"
+
+
+def test_bucket_is_unknown_without_any_output_price() -> None:
+    """An input-only model (like newer embeddings) has no bucket rather than "premium"."""
+    model = latest_model(MIDDLE_ID)
+    del model["pricing"]["output"], model["pricing"]["output_tiers"]
+    row = row_of(model)
+    assert row["cost_bucket"] is None
+    assert_missing(row["cost_per_1m_output"])
+    assert_per_million(row["cost_per_1m_input"], "0.000003")
+
+
+def test_zero_output_price_is_free() -> None:
+    """A served "0" is a real price (the 2025 embeddings), so it buckets as free."""
+    model = latest_model(FIRST_ID)
+    model["pricing"]["output"] = "0"
+    row = row_of(model)
+    assert row["cost_bucket"] == "free"
+    assert row["cost_per_1m_output"] == 0
+
+
+def test_tiers_are_kept_in_served_order_with_defaults() -> None:
+    """Unsorted bands stay in order, a missing min becomes 0, and max appears only if given."""
+    model = latest_model(MIDDLE_ID)
+    served_tiers = [
+        {"cost": "0.000006", "min": 200001},
+        {"cost": "3e-6", "max": 200001},
+        {"cost": "0.000009", "min": 500000, "max": 900000},
+    ]
+    model["pricing"]["input_tiers"] = served_tiers
+    del model["pricing"]["input"]
+    stored = row_of(model)["input_tiers"]
+    assert stored == [
+        {"cost": "0.000006", "min": 200001},
+        {"cost": "0.000003", "min": 0, "max": 200001},
+        {"cost": "0.000009", "min": 500000, "max": 900000},
+    ]
+    assert_tiers_kept(stored, served_tiers)
+
+
+def test_prices_served_as_json_numbers_are_exact() -> None:
+    """A JSON float like 3e-06 is read as the number the sender wrote, not its binary value."""
+    model = latest_model(FIRST_ID)
+    model["pricing"] = {"input": 3e-06, "output": 1.5e-05, "input_cache_read": 0}
+    row = row_of(model)
+    assert row["cost_per_1m_input"].as_tuple() == Decimal("3").as_tuple()
+    assert row["cost_per_1m_output"].as_tuple() == Decimal("15").as_tuple()
+    assert row["cost_per_1m_cache_read"] == 0
+    assert row["cost_bucket"] == "low"
+
+
+def test_long_price_keeps_every_digit_per_million() -> None:
+    """A price with many significant digits must reach the per-1M column unrounded."""
+    model = latest_model(FIRST_ID)
+    model["pricing"] = {"input": "0.0000001234567890123456789012345678901234567"}
+    assert_per_million(row_of(model)["cost_per_1m_input"], model["pricing"]["input"])
+
+
+def test_provider_is_the_part_before_the_first_slash() -> None:
+    """Ids may hold more than one slash; only the first separates the provider."""
+    model = latest_model(FIRST_ID)
+    model["id"] = "vendor/family/model-1"
+    assert row_of(model)["provider"] == "vendor"
+
+
+def test_type_already_in_tags_is_not_repeated_in_capabilities() -> None:
+    """Capabilities are a set of labels; the type is added only when it is not a tag already."""
+    model = latest_model(FIRST_ID)
+    model["tags"] = ["language", "vision"]
+    model["type"] = "language"
+    assert row_of(model)["capabilities"] == ["language", "vision"]
+
+
+# --- the frame ---------------------------------------------------------------------------
+
+
+def assert_declared_shape(frame: pd.DataFrame) -> None:
+    assert list(frame.columns) == list(FRAME_COLUMNS)
+    assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == FRAME_DTYPES
+
+
+def test_frame_has_declared_columns_and_dtypes() -> None:
+    """The loader relies on the column order and the nullable dtypes declared in FRAME_DTYPES."""
+    assert_declared_shape(normalized_snapshot(LATEST).frame)
+
+
+@pytest.mark.parametrize(
+    "models",
+    [
+        pytest.param([], id="no-models"),
+        pytest.param([{"pricing": {}}, "junk"], id="only-invalid-models"),
+    ],
+)
+def test_empty_frame_still_has_declared_columns_and_dtypes(models: list[Any]) -> None:
+    """A run with nothing to store must still produce a frame the loader can read."""
+    frame = normalize_models(models).frame
+    assert frame.empty
+    assert_declared_shape(frame)
+
+
+def test_missing_optional_values_stay_missing_in_nullable_columns() -> None:
+    """A model without limits or times must not turn Int64 into float or flags into objects."""
+    bare = {"id": "acme/bare"}
+    full = latest_model(FIRST_ID)
+    frame = normalize_models([bare, full]).frame
+    assert_declared_shape(frame)
+    bare_row, full_row = frame.iloc[0], frame.iloc[1]
+    for column in ("context_window", "max_output_tokens", "released_at", "gateway_created_at"):
+        assert_missing(bare_row[column])
+    assert full_row["context_window"] == 400000
+    assert full_row["max_output_tokens"] == 128000
+    assert not pd.isna(bare_row["supports_vision"])
+    assert not bare_row["supports_vision"]
+    assert full_row["supports_vision"]
+    assert bare_row["capabilities"] == []
+    assert bare_row["provider"] == "acme"
+
+
+def test_missing_object_values_are_none_even_beside_present_ones() -> None:
+    """A missing text or price is None whatever the neighbouring rows hold, never a float NaN."""
+    frame = normalize_models([latest_model(FIRST_ID), {"id": "acme/bare"}]).frame
+    bare_row = frame.iloc[1]
+    for column in ("model_name", "owned_by", "description", "model_type", "cost_bucket"):
+        assert bare_row[column] is None, f"{column}: {bare_row[column]!r}"
+    for _, _, column in TOKEN_PRICES:
+        assert bare_row[column] is None, f"{column}: {bare_row[column]!r}"
