@@ -1,4 +1,4 @@
-"""The three catalog assets: fetch → normalize → load. Thin: resources and pure functions do the work."""
+"""The three catalog assets: fetch → normalize → load. Thin: the work is in plain modules."""
 
 import time
 from datetime import UTC, datetime

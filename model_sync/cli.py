@@ -35,7 +35,9 @@ def _sync(_settings: Settings) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    engine = database.engine_for(database.resolve_database_url(settings.database_url, settings.data_dir))
+    engine = database.engine_for(
+        database.resolve_database_url(settings.database_url, settings.data_dir)
+    )
     revision = migrate.upgrade(engine)
     print(f"catalog schema is at revision {revision}")
     return 0
@@ -59,7 +61,10 @@ def _stop_db(settings: Settings) -> int:
 
 
 COMMANDS = {
-    "sync": (_sync, "run the full sync: dagster asset materialize -m model_sync.definitions --select '*'"),
+    "sync": (
+        _sync,
+        "run the full sync: dagster asset materialize -m model_sync.definitions --select '*'",
+    ),
     "migrate": (_migrate, "upgrade the catalog schema to the latest revision"),
     "db-url": (_db_url, "print the catalog database URL (starts the embedded server if needed)"),
     "stop-db": (_stop_db, "stop the embedded PostgreSQL server"),

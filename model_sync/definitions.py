@@ -23,7 +23,9 @@ if not logger.handlers:
     # The load-time lines (scheduler initialized / disabled) are meant for operators reading
     # `dagster dev` or CLI output; without a handler Python would drop INFO records.
     _handler = logging.StreamHandler()
-    _handler.setFormatter(logging.Formatter("%(asctime)s - model_sync - %(levelname)s - %(message)s"))
+    _handler.setFormatter(
+        logging.Formatter("%(asctime)s - model_sync - %(levelname)s - %(message)s")
+    )
     logger.addHandler(_handler)
     logger.setLevel(logging.INFO)
 

@@ -34,8 +34,8 @@ def normalize_cron(expression: str, variable: str = "MODEL_SYNC_CRON_SCHEDULE") 
         seconds, *rest = fields
         if seconds != "0":
             raise SettingsError(
-                f"{variable}={expression!r}: a six-field cron expression must have 0 in its seconds "
-                "field (Dagster schedules run at minute resolution)"
+                f"{variable}={expression!r}: a six-field cron expression must have 0 in its "
+                "seconds field (Dagster schedules run at minute resolution)"
             )
         fields = rest
     if len(fields) != 5:

@@ -52,10 +52,10 @@ def catalog_state(db: psycopg.Connection) -> CatalogState:
     return CatalogState(rows=rows, successful_runs=successful)
 
 
-def failed_runs(db: psycopg.Connection) -> list[tuple[str, str]]:
-    """(source, error) of every run recorded as failed."""
+def failed_runs(db: psycopg.Connection) -> list[tuple[str, str, str]]:
+    """(source, source_url, error) of every run recorded as failed."""
     return db.execute(
-        "SELECT source, error FROM model_sync_runs WHERE status = 'failed' ORDER BY id"
+        "SELECT source, source_url, error FROM model_sync_runs WHERE status = 'failed' ORDER BY id"
     ).fetchall()
 
 
@@ -231,8 +231,8 @@ def test_fault_fails_the_run_and_leaves_the_catalog_untouched(
     recorded = failed_runs(db)
     if fault.records_failed_run:
         assert len(recorded) == 1
-        source, error = recorded[0]
-        assert source == "vercel"
+        source, source_url, error = recorded[0]
+        assert (source, source_url) == ("vercel", url)
         assert fault.message.removeprefix("AI Models sync failed: ") in error
     else:
         assert recorded == []

@@ -17,14 +17,13 @@ from model_sync_tests.snapshots import snapshot_bytes, snapshot_models, vercel_s
 
 GATEWAY_PATH = "/v1/models"
 # Present 08-30 and 09-03, absent on 10-13, back 10-16 … 11-18, gone again in 2026-03-05.
+PRICE_KEYS = ("input", "output", "input_cache_read", "input_cache_write")
 RETURNING_MODEL = "google/gemini-2.5-flash-image-preview"
 
 
 def serve(httpserver, body: bytes) -> str:
     httpserver.clear()
-    httpserver.expect_request(GATEWAY_PATH).respond_with_data(
-        body, content_type="application/json"
-    )
+    httpserver.expect_request(GATEWAY_PATH).respond_with_data(body, content_type="application/json")
     return httpserver.url_for(GATEWAY_PATH)
 
 
@@ -34,9 +33,7 @@ def serve_models(httpserver, models: list) -> str:
 
 def materialization_metadata(result, asset: str) -> dict:
     [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key == AssetKey(asset)
+        e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(asset)
     ]
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
@@ -79,7 +76,7 @@ def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
 
         # Users edit their own columns between syncs, including on a model that will vanish
         # and come back; no sync may touch them.
-        for offset, model_id in enumerate(sorted(current)[step :: 7]):
+        for offset, model_id in enumerate(sorted(current)[step::7]):
             user_settings[model_id] = (offset % 2 == 0, step * 10 + offset)
         if RETURNING_MODEL in current:
             user_settings[RETURNING_MODEL] = (True, 999)
@@ -160,7 +157,7 @@ def test_stored_prices_are_exact_numerics_scaled_per_million(run_sync, httpserve
         pricing = model.get("pricing", {})
         stored = rows[model["id"]]
         assert stored[4] == "numeric"
-        for key, value in zip(("input", "output", "input_cache_read", "input_cache_write"), stored):
+        for key, value in zip(PRICE_KEYS, stored[:4], strict=True):
             if key in pricing:
                 assert value == Decimal(pricing[key]) * 1_000_000, (model["id"], key)
                 checked += 1
@@ -188,9 +185,7 @@ def test_tiers_pricing_and_raw_model_are_kept_whole(run_sync, httpserver, db):
         if served is None:
             assert input_tiers is None
         else:
-            assert [Decimal(t["cost"]) for t in input_tiers] == [
-                Decimal(t["cost"]) for t in served
-            ]
+            assert [Decimal(t["cost"]) for t in input_tiers] == [Decimal(t["cost"]) for t in served]
             assert [t.get("max") for t in input_tiers] == [t.get("max") for t in served]
             assert [t["min"] for t in input_tiers] == [t.get("min", 0) for t in served]
 
@@ -245,9 +240,7 @@ def test_log_lines_and_metadata_match_the_old_module(run_sync, httpserver, insta
     assert len(raw_meta["sha256"]) == 64
 
 
-@pytest.mark.parametrize(
-    ("share", "succeeds"), [(None, False), (0.6, False), (0.7, True)], ids=str
-)
+@pytest.mark.parametrize(("share", "succeeds"), [(None, False), (0.6, False), (0.7, True)], ids=str)
 def test_deactivating_too_many_models_is_refused_unless_the_limit_allows_it(
     run_sync, httpserver, db, share, succeeds
 ):

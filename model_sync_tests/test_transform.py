@@ -408,11 +408,11 @@ def test_entry_that_is_not_an_object_is_skipped(not_a_model: Any) -> None:
 
 def test_reason_names_every_broken_field() -> None:
     """With two bad fields, fixing the one reported must not reveal a second surprise."""
-    make = changed("context_window", "big")
-    reason = assert_only_middle_skipped(
-        transform_with_broken_middle(lambda model: changed("pricing.input", "-1")(make(model))),
-        MIDDLE_ID,
-    )
+
+    def make(model: dict[str, Any]) -> Any:
+        return changed("pricing.input", "-1")(changed("context_window", "big")(model))
+
+    reason = assert_only_middle_skipped(transform_with_broken_middle(make), MIDDLE_ID)
     assert names_field(reason, "context_window"), reason
     assert names_field(reason, "pricing.input"), reason
 

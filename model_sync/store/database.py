@@ -77,9 +77,7 @@ def engine_for(url: str) -> Engine:
     """One pooled engine per URL and process; ``pool_pre_ping`` survives a restarted server."""
     engine = _engines.get(url)
     if engine is None:
-        engine = _engines[url] = create_engine(
-            url, pool_pre_ping=True, pool_size=2, max_overflow=2
-        )
+        engine = _engines[url] = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
     return engine
 
 

@@ -113,7 +113,10 @@ def _stage(connection: Connection, frame: pd.DataFrame) -> None:
     with cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
         for record in frame.itertuples(index=False, name=None):
             copy.write_row(
-                [_copy_value(column, value) for column, value in zip(FRAME_COLUMNS, record)]
+                [
+                    _copy_value(column, value)
+                    for column, value in zip(FRAME_COLUMNS, record, strict=True)
+                ]
             )
     connection.execute(text(f"ALTER TABLE {STAGING_TABLE} ADD PRIMARY KEY (source, model_id)"))
     # Without statistics the planner guesses a tiny table and may pick nested loops.
