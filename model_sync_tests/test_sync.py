@@ -285,3 +285,17 @@ def test_stats_check_fails_when_too_many_models_failed(run_sync, httpserver):
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert "skipped 20 of 144" in evaluation.description
+
+
+def test_stats_check_fails_when_no_model_is_active(database_url, db):
+    """An empty (or fully deactivated) catalog is an outage for every reader."""
+    from dagster import build_asset_check_context
+
+    from model_sync.checks import ai_models_sync_stats
+    from model_sync.resources import CatalogDatabase
+
+    catalog = CatalogDatabase(database_url=database_url)
+    result = ai_models_sync_stats(build_asset_check_context(), catalog=catalog)
+    assert not result.passed
+    assert "no active models" in result.description
+    assert result.metadata["lastSyncDate"].value == "never"
