@@ -40,6 +40,10 @@ class GatewayError(RuntimeError):
 class _BodyTooLarge(Exception):
     """Not an ``httpx`` error, so the retry transport never retries it."""
 
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass(frozen=True)
 class GatewayResponse:
@@ -104,10 +108,11 @@ class GatewayFetcher:
     def fetch(self) -> GatewayResponse:
         started = time.monotonic()
         fetched_at = datetime.now(UTC)
-        if is_local(self.url):
-            status, body = None, self._read_file()
-        else:
-            status, body = self._get()
+        try:
+            local = is_local(self.url)
+            status, body = (None, self._read_file()) if local else self._get()
+        except (ValueError, httpx.InvalidURL) as error:
+            raise GatewayError(f"invalid gateway URL: {error}", url=self.url, status=None) from None
         models = parse_model_list(body, url=self.url, status=status)
         return GatewayResponse(
             url=self.url,
@@ -144,13 +149,15 @@ class GatewayFetcher:
             return response.extensions["model_sync_body"]
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise _BodyTooLarge(f"declared Content-Length {declared}")
+            raise _BodyTooLarge(f"declared Content-Length {declared}", response.status_code)
         deadline = time.monotonic() + self.timeout_seconds
         received = bytearray()
         for chunk in response.iter_bytes():
             received += chunk
             if len(received) > self.max_body_bytes:
-                raise _BodyTooLarge(f"more than {len(received)} bytes received")
+                raise _BodyTooLarge(
+                    f"more than {len(received)} bytes received", response.status_code
+                )
             if time.monotonic() > deadline:
                 # A slow drip never trips the per-read timeout; bound the whole body instead.
                 raise httpx.ReadTimeout(
@@ -164,7 +171,9 @@ class GatewayFetcher:
             total=self.max_retries,
             status_forcelist=RETRY_STATUS_CODES,
             backoff_factor=self.backoff_seconds,
-            max_backoff_wait=120.0,
+            # A hostile Retry-After must not park a run for hours: cap each wait and the sum.
+            max_backoff_wait=60.0,
+            total_timeout=180.0,
             validate_response=self._read_capped,
         )
         transport = RetryTransport(transport=httpx.HTTPTransport(), retry=retry)
@@ -182,11 +191,14 @@ class GatewayFetcher:
                 f"response body over the cap of {self.max_body_bytes} bytes "
                 f"(MODEL_SYNC_MAX_BODY_BYTES): {error}",
                 url=self.url,
-                status=200,
+                status=error.status,
             ) from None
         except httpx.HTTPError as error:
+            retried = self.max_retries and isinstance(error, Retry.RETRYABLE_EXCEPTIONS)
             raise GatewayError(
-                f"request failed after {self.max_retries} retries: {type(error).__name__}: {error}",
+                "request failed"
+                + (f" after {self.max_retries} retries" if retried else "")
+                + f": {type(error).__name__}: {error}",
                 url=self.url,
                 status=None,
             ) from None

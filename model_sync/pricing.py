@@ -8,19 +8,21 @@ every price is a :class:`~decimal.Decimal` from the string to the ``NUMERIC`` co
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 TOKENS_PER_MILLION_EXPONENT = 6
 
 # A JSON-number-shaped decimal. ``Decimal()`` alone would also take "NaN", "Infinity",
 # "1_000" and surrounding whitespace, none of which is a price.
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 # Bounds that keep every accepted value storable in a Postgres NUMERIC and meaningful as a
 # price: at most a billion dollars a unit, and no more digits after the point than NUMERIC's
 # scale limit with room for the per-million shift.
 MAX_PRICE = Decimal(10) ** 9
 MAX_FRACTION_DIGITS = 1000
+# Enough precision that shifting an accepted price never rounds (the default context keeps 28).
+_EXACT = Context(prec=MAX_FRACTION_DIGITS + 100)
 
 # Output price per token → bucket. Upper bounds are exclusive, compared as Decimals.
 COST_BUCKETS: tuple[tuple[Decimal, str], ...] = (
@@ -48,6 +50,8 @@ def parse_price(value: object) -> Decimal:
     if isinstance(value, bool):
         raise PriceError(f"price must be a decimal string, got boolean {value!r}")
     if isinstance(value, int):
+        if value > MAX_PRICE:  # before str(): ints past 4300 digits cannot even be printed
+            raise PriceError(f"price is out of range (over {MAX_PRICE})")
         text = str(value)
     elif isinstance(value, float):
         text = repr(value)
@@ -80,10 +84,10 @@ def per_million(price_per_token: Decimal | None) -> Decimal | None:
     """
     if price_per_token is None:
         return None
-    scaled = price_per_token.scaleb(TOKENS_PER_MILLION_EXPONENT)
+    scaled = price_per_token.scaleb(TOKENS_PER_MILLION_EXPONENT, context=_EXACT)
     # "3" per token is 3E+6 after the shift; write it as a plain integer.
     if scaled.as_tuple().exponent > 0:
-        scaled = scaled.quantize(Decimal(1))
+        scaled = scaled.quantize(Decimal(1), context=_EXACT)
     return scaled
 
 

@@ -164,5 +164,12 @@ def normalize_models(raw_models: Sequence[Any], source: str = vercel.SOURCE) -> 
             continue
         seen.add(model_id)
         rows.append(gateway.to_row(model, raw))
-    frame = pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS))
-    return NormalizedCatalog(frame=frame.astype(FRAME_DTYPES), skipped=skipped)
+    # Column by column with the final dtype: going through pandas' inferred string dtype
+    # would turn a missing text value into a float NaN instead of None.
+    frame = pd.DataFrame(
+        {
+            column: pd.Series([row[column] for row in rows], dtype=dtype)
+            for column, dtype in FRAME_DTYPES.items()
+        }
+    )
+    return NormalizedCatalog(frame=frame, skipped=skipped)
