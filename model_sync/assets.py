@@ -1,21 +1,31 @@
 """The three catalog assets: fetch → normalize → load. Thin: the work is in plain modules."""
 
+import json
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
+from pydantic import Field as PydanticField
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from model_sync.gateway import GatewayError, GatewayResponse
-from model_sync.resources import CatalogDatabase, GatewayClient
-from model_sync.store.sync import SyncRefused, SyncRequest, record_failed_run, sync_catalog
+from model_sync.resources import CatalogDatabase, ChangeFeed, GatewayClient
+from model_sync.store.sync import (
+    SyncRefused,
+    SyncRequest,
+    SyncResult,
+    record_failed_run,
+    sync_catalog,
+)
 from model_sync.transform import normalize_models
 
 GROUP = "model_catalog"
@@ -106,17 +116,77 @@ def ai_models_frame(
     )
 
 
+class CatalogSyncConfig(Config):
+    """Run config of ``ai_models``: how an operator accepts a flagged price change.
+
+    Both fields must be set; the run then records who accepted what, and why, in
+    ``model_sync_runs`` (``accepted_by``, ``accept_reason``, ``anomalies``).
+    """
+
+    accepted_by: str = PydanticField(default="", description="Who accepts flagged changes.")
+    accept_reason: str = PydanticField(default="", description="Why they are real.")
+
+
+CHANGE_METADATA_KEYS = {
+    "created": "created_models",
+    "deactivated": "deactivated_models",
+    "reactivated": "reactivated_models",
+    "price_changed": "price_changes",
+    "tiers_changed": "tier_changes",
+    "capabilities_changed": "capability_changes",
+    "limits_changed": "limit_changes",
+    "deprecated": "deprecations",
+}
+
+
+def _changes_markdown(result: SyncResult) -> str:
+    """The run's change report as a table, capped; the rest is in ai_model_changes."""
+    total = sum(result.change_counts.values())
+    if not total:
+        return "No changes."
+    lines = ["| model | change | field | old | new | relative |", "|---|---|---|---|---|---|"]
+    for change in result.changes_preview[:METADATA_LIST_CAP]:
+        cells = [
+            change["model_id"],
+            change["change_type"],
+            change["field"] or "",
+            _cell(change["old_value"]),
+            _cell(change["new_value"]),
+            "" if change["relative_change"] is None else f"{change['relative_change']:+.2%}",
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    shown = min(total, METADATA_LIST_CAP, len(result.changes_preview))
+    if total > shown:
+        lines.append(
+            f"\n… and {total - shown} more (SELECT * FROM ai_model_changes "
+            f"WHERE sync_id = {result.sync_id})"
+        )
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
 @asset(
     group_name=GROUP,
     kinds={"postgres"},
     description=(
         "The ai_models table in Postgres: upserted by (source, model_id) in one transaction; "
-        "models missing from the response are deactivated, returning ones reactivated."
+        "models missing from the response are deactivated, returning ones reactivated. Also "
+        "writes the price/capability history, the per-run change report and the webhook outbox."
     ),
     metadata={"dagster/table_name": "public.ai_models"},
 )
 def ai_models(
-    context: AssetExecutionContext, ai_models_frame: pd.DataFrame, catalog: CatalogDatabase
+    context: AssetExecutionContext,
+    config: CatalogSyncConfig,
+    ai_models_frame: pd.DataFrame,
+    catalog: CatalogDatabase,
+    change_feed: ChangeFeed,
 ) -> MaterializeResult:
     started_at = datetime.now(UTC)
     clock = time.monotonic()
@@ -129,9 +199,19 @@ def ai_models(
         body_sha256=attrs.get("body_sha256"),
         skipped=attrs.get("skipped", []),
         max_deactivation_share=catalog.max_deactivation_share,
+        anomaly_fail_factor=Decimal(str(catalog.anomaly_fail_factor)),
+        anomaly_warn_factor=Decimal(str(catalog.anomaly_warn_factor)),
+        accepted_by=config.accepted_by.strip() or None,
+        accept_reason=config.accept_reason.strip() or None,
+        webhook_urls=tuple(change_feed.urls) if change_feed.secret else (),
         lock_timeout_seconds=catalog.lock_timeout_seconds,
         statement_timeout_seconds=catalog.statement_timeout_seconds,
     )
+    if bool(request.accepted_by) != bool(request.accept_reason):
+        raise Failure(
+            description="to accept flagged changes set both accepted_by and accept_reason",
+            allow_retries=False,
+        )
     try:
         engine = catalog.engine()
     except (SQLAlchemyError, OSError) as error:
@@ -159,6 +239,12 @@ def ai_models(
         context.log.debug(f"Updated model: {model_id}")
     for model_id in result.reactivated:
         context.log.debug(f"Reactivated model: {model_id}")
+    for finding in result.warnings:
+        context.log.warning(f"Price warning: {finding.describe()}")
+    for finding in result.accepted:
+        context.log.warning(
+            f"Accepted by {request.accepted_by} ({request.accept_reason}): {finding.describe()}"
+        )
     if counts.deactivated:
         context.log.info(f"Deactivated {counts.deactivated} models that are no longer available")
     duration_ms = round((time.monotonic() - clock) * 1000)
@@ -172,13 +258,29 @@ def ai_models(
         f"Database Stats: {result.active_models} active models, "
         f"{result.inactive_models} inactive models"
     )
+    # Delivery is best effort: the catalog is committed, and the outbox keeps what fails.
+    delivery = change_feed.deliver(engine)
+    for error in delivery.errors:
+        context.log.warning(f"Webhook delivery failed, will retry: {error}")
     return MaterializeResult(
         metadata={
             **counts.as_dict(),
+            **{
+                key: result.change_counts.get(change, 0)
+                for change, key in CHANGE_METADATA_KEYS.items()
+            },
+            "versions_opened": result.versions_opened,
+            "price_warnings": len(result.warnings),
+            "accepted_anomalies": len(result.accepted),
+            "webhook_events": result.webhook_events,
+            "webhooks_delivered": delivery.delivered,
+            "webhooks_failed": delivery.failed,
+            "sync_id": result.sync_id,
             "active_models": result.active_models,
             "inactive_models": result.inactive_models,
             "dagster/row_count": result.active_models + result.inactive_models,
             "duration_ms": duration_ms,
+            "change_report": MetadataValue.md(_changes_markdown(result)),
             "changes": MetadataValue.md(
                 "\n\n".join(
                     _capped_markdown(title, ids)

@@ -13,8 +13,9 @@ from dagster import (
 )
 from sqlalchemy import select
 
+from model_sync import webhooks
 from model_sync.assets import SOURCE, ai_models
-from model_sync.resources import CatalogDatabase
+from model_sync.resources import CatalogDatabase, ChangeFeed
 from model_sync.store.sync import catalog_stats
 from model_sync.store.tables import model_sync_runs
 
@@ -58,5 +59,37 @@ def ai_models_sync_stats(
             "inactiveModels": inactive,
             "lastSyncDate": MetadataValue.text(last_sync or "never"),
             "lastRunFailedShare": MetadataValue.float(failed_share),
+        },
+    )
+
+
+@asset_check(
+    asset=ai_models,
+    description=(
+        "Change-feed health: fails while an event has failed delivery to a subscriber "
+        "MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS times or more (it keeps being retried)."
+    ),
+)
+def ai_models_webhook_deliveries(
+    context: AssetCheckExecutionContext, catalog: CatalogDatabase, change_feed: ChangeFeed
+) -> AssetCheckResult:
+    if not change_feed.urls:
+        return AssetCheckResult(passed=True, description="no webhook subscribers configured")
+    engine = catalog.engine()
+    failing, oldest = webhooks.failing_deliveries(engine, change_feed.alert_after_attempts)
+    pending, _ = webhooks.failing_deliveries(engine, 0)
+    return AssetCheckResult(
+        passed=failing == 0,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"{failing} event(s) failed delivery {change_feed.alert_after_attempts}+ times; "
+            "see webhook_outbox.last_error"
+            if failing
+            else "every event was delivered or is being retried normally"
+        ),
+        metadata={
+            "failing_deliveries": failing,
+            "pending_deliveries": pending,
+            "oldest_failing": MetadataValue.text(oldest.isoformat() if oldest else "none"),
         },
     )

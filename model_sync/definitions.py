@@ -13,9 +13,10 @@ from dagster import (
 )
 
 from model_sync.assets import ai_models, ai_models_frame, gateway_models_raw
-from model_sync.checks import ai_models_sync_stats
-from model_sync.resources import CatalogDatabase, GatewayClient
+from model_sync.checks import ai_models_sync_stats, ai_models_webhook_deliveries
+from model_sync.resources import CatalogDatabase, ChangeFeed, GatewayClient
 from model_sync.schedules import ai_models_sync_job, sync_schedule
+from model_sync.sensors import webhook_delivery_sensor
 from model_sync.settings import Settings
 
 logger = logging.getLogger("model_sync")
@@ -48,9 +49,10 @@ def build_definitions(settings: Settings) -> Definitions:
         logger.info("AI Model Sync Scheduler is disabled (MODEL_SYNC_ENABLED=false)")
     return Definitions(
         assets=[gateway_models_raw, ai_models_frame, catalog_asset],
-        asset_checks=[ai_models_sync_stats],
+        asset_checks=[ai_models_sync_stats, ai_models_webhook_deliveries],
         jobs=[ai_models_sync_job],
         schedules=[sync_schedule(settings.cron_schedule, settings.enabled)],
+        sensors=[webhook_delivery_sensor(settings.enabled)],
         resources={
             "gateway": GatewayClient(
                 url=_from_env("MODEL_SYNC_GATEWAY_URL", settings.gateway_url),
@@ -64,8 +66,17 @@ def build_definitions(settings: Settings) -> Definitions:
                 data_dir=str(settings.data_dir),
                 max_deactivation_share=settings.max_deactivation_share,
                 max_failed_share=settings.max_failed_share,
+                anomaly_fail_factor=settings.anomaly_fail_factor,
+                anomaly_warn_factor=settings.anomaly_warn_factor,
                 lock_timeout_seconds=settings.lock_timeout_seconds,
                 statement_timeout_seconds=settings.statement_timeout_seconds,
+            ),
+            "change_feed": ChangeFeed(
+                urls=list(settings.webhook_urls),
+                secret=_from_env("MODEL_SYNC_WEBHOOK_SECRET", settings.webhook_secret),
+                timeout_seconds=settings.webhook_timeout_seconds,
+                backoff_seconds=settings.webhook_backoff_seconds,
+                alert_after_attempts=settings.webhook_alert_after_attempts,
             ),
         },
         executor=in_process_executor,

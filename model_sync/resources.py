@@ -11,6 +11,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy import Engine
 
+from model_sync import webhooks
 from model_sync.gateway import GatewayFetcher, GatewayResponse
 from model_sync.settings import DEFAULT_GATEWAY_URL
 from model_sync.store import database, migrate
@@ -56,6 +57,12 @@ class CatalogDatabase(ConfigurableResource):
     max_failed_share: float = Field(
         default=0.1, description="Stats check fails when more of the last run's models failed."
     )
+    anomaly_fail_factor: float = Field(
+        default=10.0, description="Refuse a price moving by more than this factor."
+    )
+    anomaly_warn_factor: float = Field(
+        default=3.0, description="Warn about a price moving by more than this factor."
+    )
     lock_timeout_seconds: float = Field(default=30.0, description="Wait for locks at most this.")
     statement_timeout_seconds: float = Field(default=300.0, description="Per SQL statement.")
 
@@ -67,3 +74,25 @@ class CatalogDatabase(ConfigurableResource):
         engine = database.engine_for(self.url())
         migrate.upgrade(engine)
         return engine
+
+
+class ChangeFeed(ConfigurableResource):
+    """Webhook subscribers of the change feed, and how deliveries are retried."""
+
+    urls: list[str] = Field(default_factory=list, description="Subscriber URLs.")
+    secret: str | None = Field(default=None, description="HMAC-SHA256 signing secret.")
+    timeout_seconds: float = Field(default=10.0, description="Per delivery attempt.")
+    backoff_seconds: float = Field(default=30.0, description="First retry delay; doubles.")
+    alert_after_attempts: int = Field(
+        default=5, description="An undelivered event with this many failures turns checks red."
+    )
+
+    def deliver(self, engine: Engine) -> webhooks.DeliveryReport:
+        if not self.secret:
+            return webhooks.DeliveryReport()
+        return webhooks.deliver_pending(
+            engine,
+            self.secret,
+            timeout_seconds=self.timeout_seconds,
+            backoff_base_seconds=self.backoff_seconds,
+        )

@@ -80,6 +80,16 @@ def _parse_number(env: Mapping[str, str], name: str, default, kind, *, minimum=N
     return value
 
 
+def _parse_urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma- or whitespace-separated http(s) URLs."""
+    raw = env.get(name) or ""
+    urls = tuple(part for part in raw.replace(",", " ").split() if part)
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise SettingsError(f"{name}: {url!r} is not an http(s) URL")
+    return urls
+
+
 @dataclass(frozen=True)
 class Settings:
     """The resolved configuration of one code location."""
@@ -98,6 +108,13 @@ class Settings:
     max_failed_share: float = 0.1
     lock_timeout_seconds: float = 30.0
     statement_timeout_seconds: float = 300.0
+    anomaly_fail_factor: float = 10.0
+    anomaly_warn_factor: float = 3.0
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    webhook_timeout_seconds: float = 10.0
+    webhook_backoff_seconds: float = 30.0
+    webhook_alert_after_attempts: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +124,16 @@ class Settings:
             Path(dagster_home) / "model_sync" if dagster_home else Path.cwd() / ".model_sync"
         )
         data_dir = env.get("MODEL_SYNC_DATA_DIR") or default_data_dir
+        fail_factor = _parse_number(
+            env, "MODEL_SYNC_ANOMALY_FAIL_FACTOR", 10.0, float, minimum=1, maximum=1e6
+        )
+        webhook_urls = _parse_urls(env, "MODEL_SYNC_WEBHOOK_URLS")
+        webhook_secret = env.get("MODEL_SYNC_WEBHOOK_SECRET") or None
+        if webhook_urls and not webhook_secret:
+            raise SettingsError(
+                "MODEL_SYNC_WEBHOOK_URLS is set but MODEL_SYNC_WEBHOOK_SECRET is not: every "
+                "delivery is signed, so subscribers need a shared secret"
+            )
         return cls(
             database_url=(env.get("MODEL_SYNC_DATABASE_URL") or "").strip() or None,
             gateway_url=(env.get("MODEL_SYNC_GATEWAY_URL") or "").strip() or DEFAULT_GATEWAY_URL,
@@ -141,5 +168,20 @@ class Settings:
             ),
             statement_timeout_seconds=_parse_number(
                 env, "MODEL_SYNC_STATEMENT_TIMEOUT_SECONDS", 300.0, float, minimum=0.1
+            ),
+            anomaly_fail_factor=fail_factor,
+            anomaly_warn_factor=_parse_number(
+                env, "MODEL_SYNC_ANOMALY_WARN_FACTOR", 3.0, float, minimum=1, maximum=fail_factor
+            ),
+            webhook_urls=webhook_urls,
+            webhook_secret=webhook_secret,
+            webhook_timeout_seconds=_parse_number(
+                env, "MODEL_SYNC_WEBHOOK_TIMEOUT_SECONDS", 10.0, float, minimum=0.1, maximum=300
+            ),
+            webhook_backoff_seconds=_parse_number(
+                env, "MODEL_SYNC_WEBHOOK_BACKOFF_SECONDS", 30.0, float, minimum=0, maximum=3600
+            ),
+            webhook_alert_after_attempts=_parse_number(
+                env, "MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS", 5, int, minimum=1, maximum=1000
             ),
         )

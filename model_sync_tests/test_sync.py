@@ -38,6 +38,13 @@ def materialization_metadata(result, asset: str) -> dict:
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
+def check_evaluation(result, name: str):
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == name
+    ]
+    return evaluation
+
+
 def expected_changes(previous: dict[str, dict], current: dict[str, dict], seen: set[str]):
     """What a plain diff of two consecutive responses says, given every id seen before."""
     added = current.keys() - previous.keys()
@@ -268,7 +275,7 @@ def test_stats_check_reports_counts_and_passes_on_a_healthy_catalog(run_sync, ht
     models = snapshot_models("models-2025-11-18.json")
     run_sync(serve_models(httpserver, models))
     result = run_sync(serve_models(httpserver, models[:-2]))
-    [evaluation] = result.get_asset_check_evaluations()
+    evaluation = check_evaluation(result, "ai_models_sync_stats")
     assert evaluation.passed
     meta = {key: value.value for key, value in evaluation.metadata.items()}
     assert (meta["totalModels"], meta["activeModels"], meta["inactiveModels"]) == (144, 142, 2)
@@ -282,7 +289,7 @@ def test_stats_check_fails_when_too_many_models_failed(run_sync, httpserver):
     # The catalog still took the 124 good models; the check (non-blocking) turns red.
     assert result.success
     assert materialization_metadata(result, "ai_models")["created"] == 124
-    [evaluation] = result.get_asset_check_evaluations()
+    evaluation = check_evaluation(result, "ai_models_sync_stats")
     assert not evaluation.passed
     assert "skipped 20 of 144" in evaluation.description
 

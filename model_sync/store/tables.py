@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()
 
@@ -94,8 +95,135 @@ model_sync_runs = Table(
     Column("reactivated", Integer),
     Column("failed", Integer),
     Column("skipped", JSONB),
+    Column("effective_at", DateTime(timezone=True)),
+    Column("accepted_by", Text),
+    Column("accept_reason", Text),
+    Column("anomalies", JSONB),
+    Column("warnings", JSONB),
     CheckConstraint("status IN ('success', 'failed')", name="model_sync_runs_status_check"),
     Index("model_sync_runs_source_finished_idx", "source", "finished_at"),
+)
+
+# The attributes whose history is kept: a new version opens whenever one of them changes.
+TRACKED_COLUMNS = (
+    "is_active",
+    "model_type",
+    "context_window",
+    "max_output_tokens",
+    "capabilities",
+    "deprecated_at",
+    "cost_per_1m_input",
+    "cost_per_1m_output",
+    "cost_per_1m_cache_read",
+    "cost_per_1m_cache_write",
+    "web_search_cost",
+    "input_tiers",
+    "output_tiers",
+    "input_cache_read_tiers",
+    "input_cache_write_tiers",
+    "pricing",
+)
+
+ai_model_versions = Table(
+    "ai_model_versions",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("model_id", Text, nullable=False),
+    Column("valid_from", DateTime(timezone=True), nullable=False),
+    Column("valid_to", DateTime(timezone=True)),
+    Column("opened_by_sync", BigInteger, ForeignKey("model_sync_runs.id")),
+    Column("closed_by_sync", BigInteger, ForeignKey("model_sync_runs.id")),
+    Column("is_active", Boolean, nullable=False),
+    Column("model_type", Text),
+    Column("context_window", BigInteger),
+    Column("max_output_tokens", BigInteger),
+    Column("capabilities", ARRAY(Text), nullable=False),
+    Column("deprecated_at", DateTime(timezone=True)),
+    Column("cost_per_1m_input", Numeric),
+    Column("cost_per_1m_output", Numeric),
+    Column("cost_per_1m_cache_read", Numeric),
+    Column("cost_per_1m_cache_write", Numeric),
+    Column("web_search_cost", Numeric),
+    Column("input_tiers", JSONB),
+    Column("output_tiers", JSONB),
+    Column("input_cache_read_tiers", JSONB),
+    Column("input_cache_write_tiers", JSONB),
+    Column("pricing", JSONB),
+    CheckConstraint(
+        "valid_to IS NULL OR valid_to >= valid_from", name="ai_model_versions_period_check"
+    ),
+    Index(
+        "ai_model_versions_current_key",
+        "source",
+        "model_id",
+        unique=True,
+        postgresql_where=text("valid_to IS NULL"),
+    ),
+    Index("ai_model_versions_model_period_idx", "source", "model_id", "valid_from"),
+)
+
+CHANGE_TYPES = (
+    "created",
+    "deactivated",
+    "reactivated",
+    "price_changed",
+    "tiers_changed",
+    "capabilities_changed",
+    "limits_changed",
+    "deprecated",
+)
+
+ai_model_changes = Table(
+    "ai_model_changes",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("sync_id", BigInteger, ForeignKey("model_sync_runs.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("model_id", Text, nullable=False),
+    Column("change_type", Text, nullable=False),
+    Column("field", Text),
+    Column("old_value", JSONB),
+    Column("new_value", JSONB),
+    Column("relative_change", Numeric),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "change_type IN (" + ", ".join(f"'{t}'" for t in CHANGE_TYPES) + ")",
+        name="ai_model_changes_type_check",
+    ),
+    Index("ai_model_changes_sync_idx", "sync_id"),
+    Index("ai_model_changes_model_idx", "source", "model_id", "detected_at"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "delivery_id",
+        UUID(as_uuid=True),
+        nullable=False,
+        unique=True,
+        server_default=text("gen_random_uuid()"),
+    ),
+    Column("sync_id", BigInteger, ForeignKey("model_sync_runs.id"), nullable=False),
+    Column("subscriber_url", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "next_attempt_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
+    ),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Index(
+        "webhook_outbox_pending_idx",
+        "next_attempt_at",
+        postgresql_where=text("delivered_at IS NULL"),
+    ),
 )
 
 # Columns a sync may write: everything the transform produces. The user-owned columns are
