@@ -11,6 +11,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from model_sync.settings import Settings, SettingsError
 from model_sync.store import database, migrate
@@ -43,6 +44,30 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _backfill(settings: Settings, folder: str) -> int:
+    from decimal import Decimal
+
+    from model_sync.backfill import backfill
+    from model_sync.store.sync import SyncRefused
+
+    engine = database.engine_for(
+        database.resolve_database_url(settings.database_url, settings.data_dir)
+    )
+    migrate.upgrade(engine)
+    try:
+        backfill(
+            engine,
+            Path(folder),
+            max_deactivation_share=settings.max_deactivation_share,
+            anomaly_fail_factor=Decimal(str(settings.anomaly_fail_factor)),
+            anomaly_warn_factor=Decimal(str(settings.anomaly_warn_factor)),
+        )
+    except (SyncRefused, ValueError) as error:
+        print(f"backfill stopped: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _db_url(settings: Settings) -> int:
     if settings.database_url:
         print(settings.database_url)
@@ -66,6 +91,10 @@ COMMANDS = {
         "run the full sync: dagster asset materialize -m model_sync.definitions --select '*'",
     ),
     "migrate": (_migrate, "upgrade the catalog schema to the latest revision"),
+    "backfill": (
+        _backfill,
+        "load a folder of saved responses, oldest first, into the catalog and its history",
+    ),
     "db-url": (_db_url, "print the catalog database URL (starts the embedded server if needed)"),
     "stop-db": (_stop_db, "stop the embedded PostgreSQL server"),
 }
@@ -75,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="model-sync", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (_handler, help_text) in COMMANDS.items():
-        commands.add_parser(name, help=help_text)
+        command = commands.add_parser(name, help=help_text)
+        if name == "backfill":
+            command.add_argument("folder", help="folder of saved /v1/models responses")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -84,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     handler, _help = COMMANDS[args.command]
+    if args.command == "backfill":
+        return handler(settings, args.folder)
     return handler(settings)
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import Engine, text
+from sqlalchemy import BigInteger, Engine, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 SIGNATURE_HEADER = "X-Model-Sync-Signature"
 DELIVERY_HEADER = "X-Model-Sync-Delivery"
@@ -44,7 +45,7 @@ class DeliveryReport:
 _CLAIM_SQL = """
 SELECT id, delivery_id::text, subscriber_url, event_type, payload::text, attempts
 FROM webhook_outbox
-WHERE delivered_at IS NULL AND next_attempt_at <= now()
+WHERE delivered_at IS NULL AND next_attempt_at <= now() AND id <> ALL(:attempted)
 ORDER BY id
 LIMIT 1
 FOR UPDATE SKIP LOCKED
@@ -83,15 +84,24 @@ def deliver_pending(
     backoff_base_seconds: float = 30.0,
     limit: int = 100,
 ) -> DeliveryReport:
-    """Send every due event once; failures are rescheduled with backoff, never raised."""
+    """Send every due event once; failures are rescheduled with backoff, never raised.
+
+    Each event is tried at most once per call, so a receiver that is down is not hammered
+    even with a zero backoff.
+    """
     report = DeliveryReport()
+    attempted: list[int] = []
     with httpx.Client(timeout=timeout_seconds) as client:
         for _ in range(limit):
             with engine.begin() as connection:
-                claimed = connection.execute(text(_CLAIM_SQL)).one_or_none()
+                claimed = connection.execute(
+                    text(_CLAIM_SQL).bindparams(bindparam("attempted", type_=ARRAY(BigInteger))),
+                    {"attempted": attempted},
+                ).one_or_none()
                 if claimed is None:
                     break
                 row_id, delivery_id, url, event_type, body_text, attempts = claimed
+                attempted.append(row_id)
                 body = body_text.encode()
                 headers = {
                     "Content-Type": "application/json",
