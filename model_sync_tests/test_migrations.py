@@ -67,6 +67,10 @@ def test_upgrade_from_the_first_revision_keeps_rows_and_user_settings(
             "SELECT model_id, is_recommended, priority FROM ai_models ORDER BY model_id"
         ).fetchall()
         assert after == before
+        # History starts from what the catalog already knew: one open version per model.
+        assert db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE valid_to IS NULL) FROM ai_model_versions"
+        ).fetchone() == (5, 5)
 
         httpserver.expect_request("/v1/models").respond_with_data(
             snapshot_path("models-2025-11-18.json").read_bytes(), content_type="application/json"

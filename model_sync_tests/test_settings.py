@@ -77,6 +77,13 @@ def test_every_variable_is_read(tmp_path):
         "MODEL_SYNC_MAX_FAILED_SHARE": "0.2",
         "MODEL_SYNC_LOCK_TIMEOUT_SECONDS": "3",
         "MODEL_SYNC_STATEMENT_TIMEOUT_SECONDS": "60",
+        "MODEL_SYNC_ANOMALY_FAIL_FACTOR": "20",
+        "MODEL_SYNC_ANOMALY_WARN_FACTOR": "4",
+        "MODEL_SYNC_WEBHOOK_URLS": "https://a.example/hook, http://127.0.0.1:9000/hook",
+        "MODEL_SYNC_WEBHOOK_SECRET": "s3cret",
+        "MODEL_SYNC_WEBHOOK_TIMEOUT_SECONDS": "3",
+        "MODEL_SYNC_WEBHOOK_BACKOFF_SECONDS": "5",
+        "MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS": "7",
     }
     assert Settings.from_env(env) == Settings(
         database_url="postgresql://postgres@127.0.0.1:5432/x",
@@ -93,6 +100,13 @@ def test_every_variable_is_read(tmp_path):
         max_failed_share=0.2,
         lock_timeout_seconds=3.0,
         statement_timeout_seconds=60.0,
+        anomaly_fail_factor=20.0,
+        anomaly_warn_factor=4.0,
+        webhook_urls=("https://a.example/hook", "http://127.0.0.1:9000/hook"),
+        webhook_secret="s3cret",
+        webhook_timeout_seconds=3.0,
+        webhook_backoff_seconds=5.0,
+        webhook_alert_after_attempts=7,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, null, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import Text
 
@@ -537,8 +537,8 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
                 finished_at=func.clock_timestamp(),
                 duration_ms=duration_ms,
                 effective_at=as_of,
-                anomalies=[f.as_dict() for f in accepted] or None,
-                warnings=[f.as_dict() for f in warnings] or None,
+                anomalies=[f.as_dict() for f in accepted] or null(),
+                warnings=[f.as_dict() for f in warnings] or null(),
                 **counts.as_dict(),
             )
         )
