@@ -85,7 +85,7 @@ def _parse_urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name) or ""
     urls = tuple(part for part in raw.replace(",", " ").split() if part)
     for url in urls:
-        if not url.startswith(("http://", "https://")):
+        if not url.lower().startswith(("http://", "https://")):
             raise SettingsError(f"{name}: {url!r} is not an http(s) URL")
     return urls
 

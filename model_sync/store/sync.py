@@ -294,15 +294,16 @@ FROM version_diff c JOIN ai_models t ON t.source = c.source AND t.model_id = c.m
 """
 
 # One event per subscriber, in the same transaction as the catalog: if the sync commits,
-# the event exists; if it rolls back, no subscriber ever hears of it.
+# the event exists; if it rolls back, no subscriber ever hears of it. The casts matter:
+# jsonb_build_object takes "any", so untyped parameters would be ambiguous.
 _OUTBOX_SQL = """
 INSERT INTO webhook_outbox (sync_id, subscriber_url, event_type, payload)
-SELECT :sync_id, subscriber, :event_type, jsonb_build_object(
-    'event', :event_type,
-    'sync_id', :sync_id,
-    'run_id', :run_id,
-    'source', :source,
-    'effective_at', :as_of,
+SELECT :sync_id, subscriber, CAST(:event_type AS text), jsonb_build_object(
+    'event', CAST(:event_type AS text),
+    'sync_id', CAST(:sync_id AS bigint),
+    'run_id', CAST(:run_id AS text),
+    'source', CAST(:source AS text),
+    'effective_at', CAST(:as_of AS timestamptz),
     'counts', CAST(:counts AS jsonb),
     'changes', coalesce((
         SELECT jsonb_agg(jsonb_build_object(
