@@ -39,9 +39,7 @@ def materialization_metadata(result, asset: str) -> dict:
 
 
 def check_evaluation(result, name: str):
-    [evaluation] = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == name
-    ]
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
     return evaluation
 
 
