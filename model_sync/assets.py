@@ -2,24 +2,29 @@
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    Backoff,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     asset,
 )
 from pydantic import Field as PydanticField
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from model_sync.gateway import GatewayError, GatewayResponse
 from model_sync.resources import CatalogDatabase, ChangeFeed, GatewayClient
+from model_sync.store.database import describe_database_error
 from model_sync.store.sync import (
+    SyncBusy,
     SyncRefused,
     SyncRequest,
     SyncResult,
@@ -180,6 +185,12 @@ def _cell(value) -> str:
         "writes the price/capability history, the per-run change report and the webhook outbox."
     ),
     metadata={"dagster/table_name": "public.ai_models"},
+    # A lost connection or a lock timeout is worth another try; refusals are not
+    # (they raise Failure(allow_retries=False)).
+    retry_policy=RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL),
+    # With MODEL_SYNC_CONCURRENT_SYNC=skip a run that finds another sync running ends without
+    # materializing, instead of failing.
+    output_required=False,
 )
 def ai_models(
     context: AssetExecutionContext,
@@ -187,7 +198,7 @@ def ai_models(
     ai_models_frame: pd.DataFrame,
     catalog: CatalogDatabase,
     change_feed: ChangeFeed,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     attrs = ai_models_frame.attrs
@@ -204,6 +215,7 @@ def ai_models(
         accepted_by=config.accepted_by.strip() or None,
         accept_reason=config.accept_reason.strip() or None,
         webhook_urls=tuple(change_feed.urls) if change_feed.secret else (),
+        on_busy=catalog.concurrent_sync,
         lock_timeout_seconds=catalog.lock_timeout_seconds,
         statement_timeout_seconds=catalog.statement_timeout_seconds,
     )
@@ -216,17 +228,25 @@ def ai_models(
         engine = catalog.engine()
     except (SQLAlchemyError, OSError) as error:
         raise Failure(
-            description=f"cannot reach the catalog database: {_short_error(error)}",
+            description="cannot reach the catalog database: "
+            + (
+                describe_database_error(error) if isinstance(error, SQLAlchemyError) else str(error)
+            ),
             allow_retries=True,
         ) from None
     try:
         result = sync_catalog(engine, request, started_at)
+    except SyncBusy as busy:
+        context.log.warning(str(busy))
+        return
     except (SyncRefused, SQLAlchemyError) as error:
-        message = str(error) if isinstance(error, SyncRefused) else _short_error(error)
+        message = str(error) if isinstance(error, SyncRefused) else describe_database_error(error)
         try:
             record_failed_run(engine, request, started_at, message)
         except SQLAlchemyError as record_error:
-            context.log.warning(f"could not record the failed run: {_short_error(record_error)}")
+            context.log.warning(
+                f"could not record the failed run: {describe_database_error(record_error)}"
+            )
         raise Failure(
             description=f"AI Models sync failed: {message}",
             allow_retries=not isinstance(error, SyncRefused),
@@ -262,7 +282,7 @@ def ai_models(
     delivery = change_feed.deliver(engine)
     for error in delivery.errors:
         context.log.warning(f"Webhook delivery failed, will retry: {error}")
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             **counts.as_dict(),
             **{
@@ -294,10 +314,3 @@ def ai_models(
             ),
         }
     )
-
-
-def _short_error(error: BaseException) -> str:
-    """The driver's one-line reason, without SQLAlchemy's statement dump and links."""
-    if isinstance(error, DBAPIError) and error.orig is not None:
-        return f"{type(error.orig).__name__}: {str(error.orig).strip().splitlines()[0]}"
-    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"

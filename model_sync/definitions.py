@@ -68,6 +68,7 @@ def build_definitions(settings: Settings) -> Definitions:
                 max_failed_share=settings.max_failed_share,
                 anomaly_fail_factor=settings.anomaly_fail_factor,
                 anomaly_warn_factor=settings.anomaly_warn_factor,
+                concurrent_sync=settings.concurrent_sync,
                 lock_timeout_seconds=settings.lock_timeout_seconds,
                 statement_timeout_seconds=settings.statement_timeout_seconds,
             ),

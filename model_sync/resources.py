@@ -63,6 +63,9 @@ class CatalogDatabase(ConfigurableResource):
     anomaly_warn_factor: float = Field(
         default=3.0, description="Warn about a price moving by more than this factor."
     )
+    concurrent_sync: str = Field(
+        default="wait", description="'wait' for a running sync of the source, or 'skip'."
+    )
     lock_timeout_seconds: float = Field(default=30.0, description="Wait for locks at most this.")
     statement_timeout_seconds: float = Field(default=300.0, description="Per SQL statement.")
 

@@ -80,6 +80,16 @@ def _parse_number(env: Mapping[str, str], name: str, default, kind, *, minimum=N
     return value
 
 
+def _parse_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; the first is the default."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+    return raw
+
+
 def _parse_urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Comma- or whitespace-separated http(s) URLs."""
     raw = env.get(name) or ""
@@ -115,6 +125,7 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     webhook_backoff_seconds: float = 30.0
     webhook_alert_after_attempts: int = 5
+    concurrent_sync: str = "wait"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -181,6 +192,7 @@ class Settings:
             webhook_backoff_seconds=_parse_number(
                 env, "MODEL_SYNC_WEBHOOK_BACKOFF_SECONDS", 30.0, float, minimum=0, maximum=3600
             ),
+            concurrent_sync=_parse_choice(env, "MODEL_SYNC_CONCURRENT_SYNC", ("wait", "skip")),
             webhook_alert_after_attempts=_parse_number(
                 env, "MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS", 5, int, minimum=1, maximum=1000
             ),

@@ -14,6 +14,7 @@ from pathlib import Path
 from dagster import get_dagster_logger
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 # Inside a run this lands in the run's event log (and so in the CLI output and the UI).
 logger = get_dagster_logger("model_sync")
@@ -85,3 +86,31 @@ def dispose_engines() -> None:
     """Close every pooled connection this process holds (tests, forked workers)."""
     while _engines:
         _engines.popitem()[1].dispose()
+
+
+# SQLSTATE classes and codes that deserve a plain-words explanation.
+_LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
+_CONNECTION_CLASSES = ("08", "57P")
+
+
+def describe_database_error(error: BaseException) -> str:
+    """One line an operator can act on, without SQLAlchemy's statement dump and links."""
+    original = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    sqlstate = getattr(original, "sqlstate", None) or ""
+    first_line = (str(original).strip().splitlines() or [""])[0]
+    if sqlstate == _LOCK_NOT_AVAILABLE:
+        return (
+            "timed out waiting for a lock held by another session "
+            f"(MODEL_SYNC_LOCK_TIMEOUT_SECONDS); nothing was written: {first_line}"
+        )
+    if sqlstate == _QUERY_CANCELED:
+        return (
+            "a statement ran past MODEL_SYNC_STATEMENT_TIMEOUT_SECONDS and was cancelled; "
+            f"nothing was written: {first_line}"
+        )
+    if sqlstate.startswith(_CONNECTION_CLASSES) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
+        return f"lost the connection to the catalog database; nothing was written: {first_line}"
+    return f"{type(original).__name__}: {first_line}"

@@ -67,6 +67,10 @@ class SyncRefused(RuntimeError):
     """The new catalog failed a safety guard; nothing was written."""
 
 
+class SyncBusy(RuntimeError):
+    """Another sync of the same source holds the lock, and this one was told to skip."""
+
+
 @dataclass(frozen=True)
 class SyncCounts:
     total: int = 0
@@ -118,6 +122,8 @@ class SyncRequest:
     accepted_by: str | None = None
     accept_reason: str | None = None
     webhook_urls: Sequence[str] = ()
+    # "wait" for a running sync of the same source (up to the lock timeout), or "skip".
+    on_busy: str = "wait"
     lock_timeout_seconds: float = 30.0
     statement_timeout_seconds: float = 300.0
 
@@ -328,6 +334,19 @@ def _set_timeouts(connection: Connection, request: SyncRequest) -> None:
         )
 
 
+def _take_sync_lock(connection: Connection, request: SyncRequest) -> None:
+    """Serialize syncs of one source: wait (bounded by lock_timeout) or skip."""
+    key = {"key": _advisory_key(request.source)}
+    if request.on_busy == "skip":
+        if not connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
+            raise SyncBusy(
+                f"another {request.source} sync is running; this one was skipped "
+                "(MODEL_SYNC_CONCURRENT_SYNC=skip). Nothing was written."
+            )
+        return
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+
+
 def _effective_time(connection: Connection, request: SyncRequest) -> datetime:
     as_of = connection.execute(
         text("SELECT coalesce(CAST(:at AS timestamptz), now())"), {"at": request.effective_at}
@@ -474,9 +493,7 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
 
     with engine.begin() as connection:
         _set_timeouts(connection, request)
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(request.source)}
-        )
+        _take_sync_lock(connection, request)
         as_of = _effective_time(connection, request)
         _stage(connection, request.frame)
         connection.execute(text(_DIFF_SQL), {"source": request.source})
