@@ -59,6 +59,7 @@ def gateway_models_raw(context: AssetExecutionContext, gateway: GatewayClient) -
         raise Failure(
             description=str(error),
             metadata={
+                "failure_kind": "gateway",
                 "url": error.url,
                 "status": error.status if error.status is not None else "none",
                 "body_preview": error.body_preview,
@@ -222,16 +223,15 @@ def ai_models(
     if bool(request.accepted_by) != bool(request.accept_reason):
         raise Failure(
             description="to accept flagged changes set both accepted_by and accept_reason",
+            metadata={"failure_kind": "config"},
             allow_retries=False,
         )
     try:
         engine = catalog.engine()
     except (SQLAlchemyError, OSError) as error:
         raise Failure(
-            description="cannot reach the catalog database: "
-            + (
-                describe_database_error(error) if isinstance(error, SQLAlchemyError) else str(error)
-            ),
+            description=f"cannot reach the catalog database: {describe_database_error(error)}",
+            metadata={"failure_kind": "database"},
             allow_retries=True,
         ) from None
     try:
@@ -249,6 +249,7 @@ def ai_models(
             )
         raise Failure(
             description=f"AI Models sync failed: {message}",
+            metadata={"failure_kind": "refused" if isinstance(error, SyncRefused) else "database"},
             allow_retries=not isinstance(error, SyncRefused),
         ) from None
 

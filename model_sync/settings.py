@@ -90,6 +90,16 @@ def _parse_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -
     return raw
 
 
+def _parse_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise SettingsError(f"{name}={raw!r}: no such file")
+    return path
+
+
 def _parse_urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Comma- or whitespace-separated http(s) URLs."""
     raw = env.get(name) or ""
@@ -126,6 +136,11 @@ class Settings:
     webhook_backoff_seconds: float = 30.0
     webhook_alert_after_attempts: int = 5
     concurrent_sync: str = "wait"
+    jwt_secret: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -193,6 +208,11 @@ class Settings:
                 env, "MODEL_SYNC_WEBHOOK_BACKOFF_SECONDS", 30.0, float, minimum=0, maximum=3600
             ),
             concurrent_sync=_parse_choice(env, "MODEL_SYNC_CONCURRENT_SYNC", ("wait", "skip")),
+            jwt_secret=env.get("MODEL_SYNC_JWT_SECRET") or None,
+            jwt_public_key_file=_parse_file(env, "MODEL_SYNC_JWT_PUBLIC_KEY_FILE"),
+            jwt_jwks_file=_parse_file(env, "MODEL_SYNC_JWT_JWKS_FILE"),
+            jwt_issuer=env.get("MODEL_SYNC_JWT_ISSUER") or None,
+            jwt_audience=env.get("MODEL_SYNC_JWT_AUDIENCE") or None,
             webhook_alert_after_attempts=_parse_number(
                 env, "MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS", 5, int, minimum=1, maximum=1000
             ),

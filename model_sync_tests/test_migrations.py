@@ -37,7 +37,10 @@ def test_head_schema_matches_the_table_definitions(empty_database_url):
     migrate.upgrade(engine)
     with engine.connect() as connection:
         diff = compare_metadata(
-            MigrationContext.configure(connection, opts={"compare_type": True}), metadata
+            MigrationContext.configure(
+                connection, opts={"compare_type": True, "version_table": migrate.VERSION_TABLE}
+            ),
+            metadata,
         )
     assert diff == []
 
@@ -103,4 +106,4 @@ def test_documented_migrate_command_creates_the_schema(empty_database_url):
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
             ).fetchall()
         }
-    assert {"ai_models", "model_sync_runs", "alembic_version"} <= tables
+    assert {"ai_models", "model_sync_runs", migrate.VERSION_TABLE} <= tables

@@ -7,6 +7,7 @@ and passes it in ``config.attributes["connection"]``.
 
 from alembic import context
 
+from model_sync.store.migrate import VERSION_TABLE
 from model_sync.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
@@ -16,6 +17,11 @@ if connection is None:
         "which resolves the database the same way the sync does"
     )
 
-context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    compare_type=True,
+    version_table=VERSION_TABLE,
+)
 with context.begin_transaction():
     context.run_migrations()

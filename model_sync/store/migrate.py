@@ -15,6 +15,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Not Alembic's default "alembic_version": Dagster's own Postgres storage keeps one of those, and
+# the catalog may share a database with it.
+VERSION_TABLE = "model_sync_schema_version"
 # Two processes (a scheduled run and a manual one) must not both create the tables.
 _MIGRATION_LOCK_KEY = 0x6D5F6D69  # "m_mi"
 
@@ -33,7 +36,9 @@ def head_revision() -> str:
 
 
 def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    return MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
