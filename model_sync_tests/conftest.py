@@ -138,6 +138,20 @@ def run_sync(settings: Settings, instance: DagsterInstance) -> SyncRunner:
     return run
 
 
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300):
+    """Run ``model-sync <args>`` (as ``python -m model_sync.cli``) like a user would."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "model_sync.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_logs(instance: DagsterInstance, result: ExecuteInProcessResult) -> list[str]:
     """Every user log message of one run, in order."""
     return [entry.user_message for entry in instance.all_logs(result.run_id)]

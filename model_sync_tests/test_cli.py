@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from model_sync_tests.conftest import run_cli
 from model_sync_tests.snapshots import snapshot_path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -109,11 +110,17 @@ def test_main_command_without_a_database_url_uses_an_embedded_postgres(tmp_path)
         assert f"Reusing embedded PostgreSQL in {pgdata}" in second.stderr
         assert "created=0, updated=0, unchanged=144" in stats_line(second.stderr)
     finally:
-        stop = subprocess.run(
-            [sys.executable, "-m", "model_sync.cli", "stop-db"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        stop = run_cli("stop-db", env=env, timeout=120)
         assert stop.returncode == 0, stop.stderr
+
+
+def test_model_sync_sync_is_a_shorthand_for_the_main_command(database_url, db, tmp_path):
+    env = clean_env(
+        MODEL_SYNC_DATABASE_URL=database_url,
+        MODEL_SYNC_GATEWAY_URL=str(snapshot_path(SNAPSHOT)),
+        PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    )
+    completed = run_cli("sync", env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "created=144" in stats_line(completed.stderr)
+    assert db.execute("SELECT count(*) FROM ai_models").fetchone() == (144,)

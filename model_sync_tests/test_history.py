@@ -7,14 +7,13 @@ attributes we track), computed here without the code under test.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from model_sync.backfill import backfill, saved_responses
+from model_sync_tests.conftest import run_cli
 from model_sync_tests.snapshots import VERCEL_DIR, snapshot_models, vercel_snapshots
 from model_sync_tests.test_sync import check_evaluation, materialization_metadata, serve_models
 
@@ -331,13 +330,7 @@ def test_documented_backfill_command(database_url, db):
     import os
 
     env = {**os.environ, "MODEL_SYNC_DATABASE_URL": database_url}
-    completed = subprocess.run(
-        [sys.executable, "-m", "model_sync.cli", "backfill", str(VERCEL_DIR)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = run_cli("backfill", str(VERCEL_DIR), env=env)
     assert completed.returncode == 0, completed.stderr
     assert len(completed.stdout.strip().splitlines()) >= len(saved_responses(VERCEL_DIR))
     captured = {at for _, at in vercel_snapshots()}

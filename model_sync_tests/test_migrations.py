@@ -4,8 +4,6 @@ matches the table definitions the code uses."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import psycopg
 from alembic.autogenerate import compare_metadata
@@ -15,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from model_sync.store import database, migrate
 from model_sync.store.tables import metadata
+from model_sync_tests.conftest import run_cli
 from model_sync_tests.snapshots import snapshot_models, snapshot_path
 
 FIRST_REVISION = "0001_ai_models"
@@ -90,13 +89,7 @@ def test_upgrade_from_the_first_revision_keeps_rows_and_user_settings(
 
 def test_documented_migrate_command_creates_the_schema(empty_database_url):
     env = {**os.environ, "MODEL_SYNC_DATABASE_URL": empty_database_url}
-    completed = subprocess.run(
-        [sys.executable, "-m", "model_sync.cli", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    completed = run_cli("migrate", env=env, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert f"catalog schema is at revision {migrate.head_revision()}" in completed.stdout
     with psycopg.connect(empty_database_url) as db:
