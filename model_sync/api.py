@@ -7,7 +7,6 @@ here runs the same Dagster job as the schedule, on the same Dagster instance
 Start it with ``model-sync-api [--host 127.0.0.1] [--port 8000]``.
 """
 
-
 import argparse
 import logging
 import os
@@ -21,7 +20,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from model_sync.auth import InvalidToken, TokenVerifier, describe
@@ -29,8 +27,7 @@ from model_sync.definitions import build_definitions
 from model_sync.schedules import SYNC_JOB_NAME
 from model_sync.settings import Settings, SettingsError
 from model_sync.store.database import describe_database_error
-from model_sync.store.sync import catalog_stats
-from model_sync.store.tables import model_sync_runs
+from model_sync.store.sync import catalog_stats, iso_utc, last_successful_sync
 
 logger = logging.getLogger("model_sync.api")
 
@@ -80,11 +77,9 @@ class HealthResponse(BaseModel):
 
 
 class Unauthorized(Exception):
-    pass
-
-
-def _iso_z(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    def __init__(self, token_sent: bool):
+        super().__init__()
+        self.token_sent = token_sent
 
 
 def create_app(
@@ -125,10 +120,10 @@ def create_app(
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+        challenge = 'Bearer error="invalid_token"' if exc.token_sent else "Bearer"
         return JSONResponse(
-            {"error": "unauthorized"},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": challenge}
         )
 
     def authenticated(
@@ -137,12 +132,12 @@ def create_app(
         if verifier is None:
             return {}
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Unauthorized()
+            raise Unauthorized(token_sent=False)
         try:
             return verifier.verify(credentials.credentials)
         except InvalidToken as error:
             logger.info("refused a token: %s", error)
-            raise Unauthorized() from None
+            raise Unauthorized(token_sent=True) from None
 
     unauthorized = {401: {"model": ErrorResponse, "description": "Missing or invalid token."}}
 
@@ -202,12 +197,7 @@ def create_app(
         try:
             with catalog.engine().connect() as connection:
                 active, inactive = catalog_stats(connection)
-                last = connection.execute(
-                    select(model_sync_runs.c.finished_at)
-                    .where(model_sync_runs.c.status == "success")
-                    .order_by(model_sync_runs.c.finished_at.desc().nulls_last())
-                    .limit(1)
-                ).scalar_one_or_none()
+                last = last_successful_sync(connection)
         except SQLAlchemyError as error:
             logger.warning("stats unavailable: %s", describe_database_error(error))
             return JSONResponse({"error": "database unavailable"}, status_code=503)
@@ -215,7 +205,7 @@ def create_app(
             totalModels=active + inactive,
             activeModels=active,
             inactiveModels=inactive,
-            lastSyncDate=_iso_z(last),
+            lastSyncDate=iso_utc(last.finished_at) if last else None,
         )
 
     return app
@@ -271,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         verifier = TokenVerifier.from_settings(settings)
-    except (SettingsError, ValueError) as error:
+    except (SettingsError, ValueError, OSError) as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     if verifier is None and not args.insecure_no_auth:

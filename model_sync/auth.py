@@ -59,7 +59,11 @@ class TokenVerifier:
         self.public_keys.setdefault(_algorithm_for(key), []).append((kid, key))
 
     def add_jwks(self, path: Path) -> None:
-        for jwk in jwt.PyJWKSet.from_json(Path(path).read_text()).keys:
+        try:
+            key_set = jwt.PyJWKSet.from_json(Path(path).read_text())
+        except (jwt.PyJWTError, ValueError) as error:
+            raise ValueError(f"{path}: not a usable JWKS: {error}") from None
+        for jwk in key_set.keys:
             if jwk.key_type == "oct":
                 raise ValueError(f"{path}: symmetric keys do not belong in a JWKS of public keys")
             self.add_public_key(jwk.key, jwk.key_id)

@@ -11,13 +11,11 @@ from dagster import (
     MetadataValue,
     asset_check,
 )
-from sqlalchemy import select
 
 from model_sync import webhooks
 from model_sync.assets import SOURCE, ai_models
 from model_sync.resources import CatalogDatabase, ChangeFeed
-from model_sync.store.sync import catalog_stats
-from model_sync.store.tables import model_sync_runs
+from model_sync.store.sync import catalog_stats, iso_utc, last_successful_sync
 
 
 @asset_check(
@@ -32,13 +30,8 @@ def ai_models_sync_stats(
 ) -> AssetCheckResult:
     with catalog.engine().connect() as connection:
         active, inactive = catalog_stats(connection, SOURCE)
-        last_run = connection.execute(
-            select(model_sync_runs.c.finished_at, model_sync_runs.c.total, model_sync_runs.c.failed)
-            .where(model_sync_runs.c.source == SOURCE, model_sync_runs.c.status == "success")
-            .order_by(model_sync_runs.c.finished_at.desc())
-            .limit(1)
-        ).one_or_none()
-    last_sync = last_run.finished_at.isoformat().replace("+00:00", "Z") if last_run else None
+        last_run = last_successful_sync(connection, SOURCE)
+    last_sync = iso_utc(last_run.finished_at) if last_run else None
     served = (last_run.total + last_run.failed) if last_run else 0
     failed_share = (last_run.failed / served) if served else 0.0
     problems = []

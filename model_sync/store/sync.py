@@ -19,7 +19,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -424,6 +424,24 @@ def catalog_stats(connection: Connection, source: str | None = None) -> tuple[in
         query = query.where(ai_models.c.source == source)
     active, inactive = connection.execute(query).one()
     return active, inactive
+
+
+def last_successful_sync(connection: Connection, source: str | None = None):
+    """The newest successful ``model_sync_runs`` row (finished_at, total, failed), or None."""
+    query = (
+        select(model_sync_runs.c.finished_at, model_sync_runs.c.total, model_sync_runs.c.failed)
+        .where(model_sync_runs.c.status == "success")
+        .order_by(model_sync_runs.c.finished_at.desc().nulls_last())
+        .limit(1)
+    )
+    if source is not None:
+        query = query.where(model_sync_runs.c.source == source)
+    return connection.execute(query).one_or_none()
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """``2026-11-27T02:00:04.123456Z`` — the old module's lastSyncDate format."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def _skipped_json(request: SyncRequest) -> list[dict[str, Any]]:
