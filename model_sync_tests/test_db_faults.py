@@ -118,8 +118,8 @@ def set_user_settings(db: psycopg.Connection) -> dict[str, tuple[bool, int]]:
     """Users' own columns on every 5th model, including models the next response changes."""
     ids = [row[0] for row in db.execute("SELECT model_id FROM ai_models ORDER BY model_id")]
     settings = {model_id: (i % 2 == 0, 100 + i) for i, model_id in enumerate(ids[::5])}
-    changed = price_changed_ids(OLD, NEW)[0]
-    settings[changed] = (True, 7)
+    settings.update({model_id: (True, 7) for model_id in price_changed_ids(OLD, NEW)[:3]})
+    settings = {model_id: value for model_id, value in settings.items() if model_id in ids}
     for model_id, (recommended, priority) in settings.items():
         db.execute(
             "UPDATE ai_models SET is_recommended = %s, priority = %s WHERE model_id = %s",
@@ -239,7 +239,7 @@ class SyncThread:
     def _run(self) -> None:
         try:
             self.result = sync_catalog(self.engine, self.request, datetime.now(UTC))
-        except BaseException as error:  # noqa: BLE001 (kept for the test to inspect)
+        except BaseException as error:  # kept for the test to inspect
             self.error = error
 
     def start(self) -> SyncThread:
@@ -317,23 +317,36 @@ def main_command_env(database_url: str, snapshot: str, **settings: str) -> dict[
     return env
 
 
-def start_main_command(env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        readme_main_command(),
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+@dataclass(frozen=True)
+class MainCommand:
+    """A run of the README's main command; its output goes to a file, so a full pipe can never
+    stall it while the test waits on something else."""
+
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> str:
+        """End the process (if it still runs) and return its output."""
+        if self.running():
+            self.process.kill()
+        self.process.wait(DEADLINE_SECONDS)
+        return self.log.read_text(errors="replace")
 
 
-def stop(process: subprocess.Popen) -> str:
-    """End a process this test started (if it still runs) and return its output."""
-    if process.poll() is None:
-        process.kill()
-    output, _ = process.communicate(timeout=DEADLINE_SECONDS)
-    return output or ""
+def start_main_command(env: dict[str, str], cwd: Path) -> MainCommand:
+    log = cwd / f"run-{uuid.uuid4().hex[:8]}.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            readme_main_command(), env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
+        )
+    return MainCommand(process, log)
 
 
 # --- Database faults ---------------------------------------------------------------------------
@@ -343,7 +356,7 @@ def test_unreachable_server_fails_the_run_with_one_plain_line(run_sync):
     """No server at the URL: the operator reads one line naming the cause, not a stack dump.
 
     The run is retried twice (the server may be restarting), so this test waits the retry
-    policy's 5 s + 10 s once; the message is the same on every attempt.
+    policy's 5 s + 15 s (exponential backoff) once; the message is the same on every attempt.
     """
     result = run_sync(str(snapshot_path(OLD)), database_url="postgresql://postgres@127.0.0.1:1/x")
 
@@ -472,19 +485,16 @@ def test_run_process_killed_mid_write_leaves_nothing_partial(
     env = main_command_env(database_url, NEW, lock_timeout_seconds="60")
 
     with versions_locked(database_url, price_changed_ids(OLD, NEW)) as blocker:
-        process = start_main_command(env, tmp_path)
+        run = start_main_command(env, tmp_path)
         try:
-            backend = wait_until_blocked(
-                db, blocker.info.backend_pid, lambda: process.poll() is None
-            )
+            backend = wait_until_blocked(db, blocker.info.backend_pid, run.running)
             assert_wrote_mid_transaction(backend)
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(DEADLINE_SECONDS)
-            assert process.returncode == -signal.SIGKILL
+            os.kill(run.pid, signal.SIGKILL)
+            assert run.process.wait(DEADLINE_SECONDS) == -signal.SIGKILL
             # Still uncommitted: nobody sees a thing, even while the orphan waits.
             assert catalog_state(db, (*SYNC_TABLES, "webhook_outbox")) == before
         finally:
-            stop(process)
+            run.stop()
             blocker.rollback()
         wait_until_gone(db, backend.pid)
 

@@ -327,10 +327,14 @@ def _set_timeouts(connection: Connection, request: SyncRequest) -> None:
     for setting, seconds in (
         ("lock_timeout", request.lock_timeout_seconds),
         ("statement_timeout", request.statement_timeout_seconds),
+        # A sync whose process died (SIGKILL, lost host) is noticed while it waits on a lock,
+        # instead of holding the sync lock until its statement times out.
+        ("client_connection_check_interval", 2.0),
     ):
         connection.execute(
             text("SELECT set_config(:setting, :value, true)"),
-            {"setting": setting, "value": f"{int(seconds * 1000)}ms"},
+            # 0 would mean "no limit"; never round a tiny bound down to that.
+            {"setting": setting, "value": f"{max(1, round(seconds * 1000))}ms"},
         )
 
 
@@ -349,7 +353,10 @@ def _take_sync_lock(connection: Connection, request: SyncRequest) -> None:
 
 def _effective_time(connection: Connection, request: SyncRequest) -> datetime:
     as_of = connection.execute(
-        text("SELECT coalesce(CAST(:at AS timestamptz), now())"), {"at": request.effective_at}
+        # statement_timestamp(), not now(): now() is when the transaction began, which for a sync
+        # that waited on the lock is before the winner's versions — and would look "older".
+        text("SELECT coalesce(CAST(:at AS timestamptz), statement_timestamp())"),
+        {"at": request.effective_at},
     ).scalar_one()
     latest = connection.execute(
         text("SELECT max(valid_from) FROM ai_model_versions WHERE source = :source"),
