@@ -7,6 +7,7 @@ other three hundred, so validation is per model: a bad model is skipped with a r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,12 +87,15 @@ class NormalizedCatalog:
     skipped: list[SkippedModel] = field(default_factory=list)
 
 
-def _unstorable_text(value: Any, path: str = "") -> str | None:
-    """Where ``value`` holds text Postgres cannot store (NUL, lone surrogates), if anywhere.
+def _unstorable_value(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds what Postgres cannot store, if anywhere.
 
-    Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8; one such string would
-    abort the whole write transaction, so the model carrying it is skipped up front.
+    Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8, and ``jsonb`` refuses
+    NaN and infinities (which Python's JSON parser lets through); one such value would abort
+    the whole write transaction, so the model carrying it is skipped up front.
     """
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'value'} is not a finite number ({value!r})"
     if isinstance(value, str):
         if "\x00" in value:
             return f"{path or 'value'} contains a NUL character"
@@ -102,14 +106,14 @@ def _unstorable_text(value: Any, path: str = "") -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = _unstorable_text(key, f"{path}.<key>") or _unstorable_text(
+            problem = _unstorable_value(key, f"{path}.<key>") or _unstorable_value(
                 item, f"{path}.{key}" if path else str(key)
             )
             if problem:
                 return problem
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            problem = _unstorable_text(item, f"{path}[{position}]")
+            problem = _unstorable_value(item, f"{path}[{position}]")
             if problem:
                 return problem
     return None
@@ -153,7 +157,7 @@ def normalize_models(raw_models: Sequence[Any], source: str = vercel.SOURCE) -> 
         if model_id in seen:
             skipped.append(SkippedModel(index, model_id, "duplicate id; kept the first"))
             continue
-        problem = _unstorable_text(raw)
+        problem = _unstorable_value(raw)
         if problem:
             skipped.append(SkippedModel(index, model_id, problem))
             continue

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pandas as pd
-from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine, bindparam, func, insert, null, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import Text
@@ -137,14 +137,35 @@ def _advisory_key(source: str) -> int:
     return zlib.crc32(f"model_sync:{source}".encode())
 
 
-def _copy_value(column: str, value: Any) -> Any:
-    if value is None or (not isinstance(value, list | dict) and pd.isna(value)):
+def _json_text(value: Any) -> str | None:
+    """JSON text for a jsonb cell (COPY's text format takes it as is).
+
+    orjson is ~3× faster than the standard library here, and the raw models are the bulk of the
+    staging cost; integers past 64 bits (which it refuses) fall back to ``json``.
+    """
+    if value is None:
         return None
-    if column in JSON_COLUMNS:
-        return Jsonb(value)
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    return value
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _copy_columns(frame: pd.DataFrame) -> list[list[Any]]:
+    """The frame as plain Python values, column by column (vectorised, not cell by cell)."""
+    columns = []
+    for column in FRAME_COLUMNS:
+        series = frame[column]
+        if series.dtype.kind == "M":
+            columns.append(
+                [None if value is pd.NaT else value for value in series.dt.to_pydatetime()]
+            )
+            continue
+        values = series.astype(object).where(series.notna(), None).tolist()
+        if column in JSON_COLUMNS:
+            values = [_json_text(value) for value in values]
+        columns.append(values)
+    return columns
 
 
 def _stage(connection: Connection, frame: pd.DataFrame) -> None:
@@ -158,16 +179,12 @@ def _stage(connection: Connection, frame: pd.DataFrame) -> None:
     )
     cursor = connection.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
-        for record in frame.itertuples(index=False, name=None):
-            copy.write_row(
-                [
-                    _copy_value(column, value)
-                    for column, value in zip(FRAME_COLUMNS, record, strict=True)
-                ]
-            )
+        for row in zip(*_copy_columns(frame), strict=True):
+            copy.write_row(row)
     connection.execute(text(f"ALTER TABLE {STAGING_TABLE} ADD PRIMARY KEY (source, model_id)"))
-    # Without statistics the planner guesses a tiny table and may pick nested loops.
-    connection.execute(text(f"ANALYZE {STAGING_TABLE}"))
+    # Join planning needs row counts and key statistics, not the JSON columns' (which would
+    # have to be read and detoasted).
+    connection.execute(text(f"ANALYZE {STAGING_TABLE} (source, model_id)"))
 
 
 def _row(alias: str, columns: Sequence[str]) -> str:
