@@ -246,7 +246,8 @@ def describe(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
     input_prices = sorted(
         Decimal(model["pricing"]["input"])
         for model in models
-        if model.get("type") == "language" and isinstance(model.get("pricing", {}).get("input"), str)
+        if model.get("type") == "language"
+        and isinstance(model.get("pricing", {}).get("input"), str)
     )
     return {
         "models": count,
