@@ -91,7 +91,8 @@ def ai_models_frame(
 ) -> MaterializeResult:
     catalog = normalize_models(gateway_models_raw.models, source=SOURCE)
     for skipped in catalog.skipped:
-        context.log.warning(f"Skipping model {skipped.label()}: {skipped.reason}")
+        record = skipped.as_record()
+        context.log.warning(f"Skipping model {skipped.label()}: {record['reason']}")
     frame = catalog.frame
     # Provenance travels with the frame so the load can record it in model_sync_runs.
     frame.attrs.update(
@@ -99,9 +100,7 @@ def ai_models_frame(
         source_url=gateway_models_raw.url,
         body_sha256=gateway_models_raw.sha256,
         fetched_at=gateway_models_raw.fetched_at.isoformat(),
-        skipped=[
-            {"index": s.index, "model_id": s.model_id, "reason": s.reason} for s in catalog.skipped
-        ],
+        skipped=[skipped.as_record() for skipped in catalog.skipped],
     )
     skipped_table = pd.DataFrame(frame.attrs["skipped"], columns=["index", "model_id", "reason"])
     return MaterializeResult(

@@ -100,10 +100,7 @@ def backfill(
                 run_id=f"backfill:{response.path.name}",
                 source_url=response.path.resolve().as_uri(),
                 body_sha256=fetched.sha256,
-                skipped=[
-                    {"index": s.index, "model_id": s.model_id, "reason": s.reason}
-                    for s in catalog.skipped
-                ],
+                skipped=[skipped.as_record() for skipped in catalog.skipped],
                 effective_at=response.captured_at,
                 max_deactivation_share=max_deactivation_share,
                 anomaly_fail_factor=anomaly_fail_factor,

@@ -76,6 +76,10 @@ def parse_model_list(body: bytes, *, url: str, status: int | None) -> list[Any]:
         raise GatewayError(
             f"the gateway response is not JSON ({error})", url=url, status=status, body=body
         ) from None
+    except RecursionError:
+        raise GatewayError(
+            "the gateway response is nested too deeply to parse", url=url, status=status, body=body
+        ) from None
     if not isinstance(payload, dict):
         raise GatewayError(
             f"expected a JSON object with a model list, got {type(payload).__name__}",

@@ -68,16 +68,32 @@ SOURCES: dict[str, GatewaySource] = {
 }
 
 
+def storable_text(text: str) -> str:
+    """``text`` with NUL and lone surrogates escaped, so a report about a bad model can itself
+    be logged and stored."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class SkippedModel:
-    """A served model that is not in the frame, and why."""
+    """A served model that is not in the frame, and why. The id is verbatim; use
+    :meth:`as_record` for anything that is logged or stored."""
 
     index: int
     model_id: str | None
     reason: str
 
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "model_id": None if self.model_id is None else storable_text(self.model_id),
+            "reason": storable_text(self.reason),
+        }
+
     def label(self) -> str:
-        return self.model_id if self.model_id is not None else f"<model #{self.index}>"
+        if self.model_id is None:
+            return f"<model #{self.index}>"
+        return storable_text(self.model_id)
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,8 @@ def _storable_problem(raw: dict[str, Any]) -> str | None:
     try:
         text = json.dumps(raw, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
+    except RecursionError:
+        return "nested too deeply to store"
     except (ValueError, UnicodeEncodeError):
         return _unstorable_value(raw) or "holds a value Postgres cannot store"
     # NUL is escaped as \u0000; the walk tells a real NUL from a literal backslash-u text.

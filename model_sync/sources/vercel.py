@@ -25,6 +25,8 @@ TAG_VISION = "vision"
 TAG_REASONING = "reasoning"
 
 _MAX_BIGINT = 2**63 - 1
+# Postgres btree entries are capped at ~2.7 kB; the catalog's unique key must always fit.
+MAX_ID_BYTES = 1000
 # 9999-12-31T23:59:59Z: the last second a timestamptz and a Python datetime can both hold.
 _MAX_UNIX_SECONDS = 253_402_300_799
 
@@ -44,16 +46,30 @@ def _count(value: Any) -> int:
 def _unix_seconds(value: Any) -> datetime:
     """Unix seconds (int or float) → aware UTC datetime; ISO-8601 strings are accepted too."""
     if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "…"
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"expected unix seconds or an ISO-8601 time, got {value!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            # Normalized to UTC here, so a time that only exists in its own zone (year 0 or
+            # 10000 once shifted) is refused now rather than by the database.
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise ValueError(f"expected unix seconds or an ISO-8601 time, got {shown!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected unix seconds, got {type(value).__name__}")
-    if not (math.isfinite(value) and 0 <= value <= _MAX_UNIX_SECONDS):
+    # Compare before any float conversion: 10**400 has no float.
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"unix seconds out of range: {value!r}")
+    if not 0 <= value <= _MAX_UNIX_SECONDS:
+        raise ValueError("unix seconds out of range")
     return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _model_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string id, got {type(value).__name__}")
+    if len(value.encode("utf-8", errors="surrogatepass")) > MAX_ID_BYTES:
+        raise ValueError(f"id longer than {MAX_ID_BYTES} bytes")
+    return value
 
 
 Price = Annotated[Decimal, PlainValidator(parse_price)]
@@ -92,7 +108,7 @@ class VercelModel(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: StrictStr
+    id: Annotated[StrictStr, PlainValidator(_model_id)]
     name: StrictStr | None = None
     owned_by: StrictStr | None = None
     description: StrictStr | None = None

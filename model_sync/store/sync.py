@@ -37,7 +37,7 @@ from model_sync.store.tables import (
     ai_models,
     model_sync_runs,
 )
-from model_sync.transform import FRAME_COLUMNS
+from model_sync.transform import FRAME_COLUMNS, storable_text
 
 # Columns the sync writes from the frame. The key columns identify a row; the others are
 # compared to decide whether a stored value really changed.
@@ -469,7 +469,14 @@ def iso_utc(value: datetime | None) -> str | None:
 
 
 def _skipped_json(request: SyncRequest) -> list[dict[str, Any]]:
-    return json.loads(json.dumps(list(request.skipped), default=str))
+    # The report about bad models must itself be storable, whatever their ids hold.
+    return [
+        {
+            key: storable_text(value) if isinstance(value, str) else value
+            for key, value in entry.items()
+        }
+        for entry in request.skipped
+    ]
 
 
 def _start_run(connection: Connection, request: SyncRequest, started_at: datetime) -> int:
