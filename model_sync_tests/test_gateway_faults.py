@@ -260,4 +260,9 @@ def test_fetch_failure_names_url_status_and_body(
         key: value.value
         for key, value in failure.step_failure_data.user_failure_data.metadata.items()
     }
-    assert metadata == {"url": url, "status": 200, "body_preview": body.decode()}
+    assert metadata == {
+        "failure_kind": "gateway",
+        "url": url,
+        "status": 200,
+        "body_preview": body.decode(),
+    }
