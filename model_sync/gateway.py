@@ -72,7 +72,8 @@ def parse_model_list(body: bytes, *, url: str, status: int | None) -> list[Any]:
     """Check the ``{"object": "list", "data": [...]}`` envelope and return ``data``."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    # ValueError covers invalid JSON, bad UTF-8 and integers past Python's digit limit.
+    except ValueError as error:
         raise GatewayError(
             f"the gateway response is not JSON ({error})", url=url, status=status, body=body
         ) from None

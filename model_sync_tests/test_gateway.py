@@ -24,7 +24,13 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from model_sync.gateway import BODY_PREVIEW_BYTES, USER_AGENT, GatewayError, GatewayFetcher
+from model_sync.gateway import (
+    BODY_PREVIEW_BYTES,
+    USER_AGENT,
+    GatewayError,
+    GatewayFetcher,
+    parse_model_list,
+)
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_path
 
 SNAPSHOT = "models-2025-11-18.json"
@@ -619,3 +625,19 @@ def test_saved_response_that_is_not_a_list_fails(tmp_path: Path):
 
     assert "is not JSON" in str(error)
     assert_names_response(error, url=str(path), status=None, body=_HTML_PAGE)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(
+            b'{"object": "list", "data": [' + b"1" * 5000 + b"]}", "not JSON", id="5000-digits"
+        ),
+        pytest.param(b"[" * 100_000, "nested too deeply", id="deep-nesting"),
+    ],
+)
+def test_bodies_the_json_parser_refuses_are_gateway_errors(body: bytes, reason: str) -> None:
+    """Python's parser refuses these with ValueError/RecursionError; the run must get a clear
+    GatewayError, not a traceback."""
+    with pytest.raises(GatewayError, match=reason):
+        parse_model_list(body, url="http://127.0.0.1/v1/models", status=200)
