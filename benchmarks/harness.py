@@ -103,22 +103,24 @@ def reset_catalog(engine: Engine) -> None:
         connection.execute(text(f"TRUNCATE {', '.join(CATALOG_TABLES)} RESTART IDENTITY CASCADE"))
 
 
+# Server settings that move benchmark numbers; reported with every run.
+SERVER_SETTINGS = (
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "synchronous_commit",
+    "fsync",
+    "wal_level",
+    "max_wal_size",
+    "autovacuum",
+    "jit",
+)
+
+
 def server_facts(engine: Engine) -> dict[str, str]:
-    settings = (
-        "server_version",
-        "shared_buffers",
-        "work_mem",
-        "maintenance_work_mem",
-        "synchronous_commit",
-        "fsync",
-        "wal_level",
-        "max_wal_size",
-        "autovacuum",
-        "jit",
-    )
     with engine.connect() as connection:
         facts = {"version": connection.execute(text("SELECT version()")).scalar_one()}
-        for setting in settings:
+        for setting in ("server_version", *SERVER_SETTINGS):
             facts[setting] = connection.execute(text(f"SHOW {setting}")).scalar_one()
     return facts
 

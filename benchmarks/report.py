@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import PHASE_ORDER, median
+from benchmarks.harness import PHASE_ORDER, SERVER_SETTINGS, median
 
 if TYPE_CHECKING:
     from benchmarks.run import Results, SizeResult
@@ -227,21 +227,7 @@ def machine_section(results: Results) -> str:
         f"- **OS / Python**: {machine['platform']}, Python {machine['python']}; "
         + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()),
         f"- **PostgreSQL**: {server['version']}",
-        "- **Server settings**: "
-        + ", ".join(
-            f"{key}={server[key]}"
-            for key in (
-                "shared_buffers",
-                "work_mem",
-                "maintenance_work_mem",
-                "synchronous_commit",
-                "fsync",
-                "wal_level",
-                "max_wal_size",
-                "autovacuum",
-                "jit",
-            )
-        ),
+        "- **Server settings**: " + ", ".join(f"{key}={server[key]}" for key in SERVER_SETTINGS),
         f"- **Code measured**: `model_sync` sources sha256 `{results.code_before}`"
         + (
             " (unchanged during the run)"

@@ -422,10 +422,7 @@ class CatalogMachine(RuleBasedStateMachine):
             frame=catalog.frame,
             source=SOURCE,
             run_id=run_id,
-            skipped=[
-                {"index": s.index, "model_id": s.model_id, "reason": s.reason}
-                for s in catalog.skipped
-            ],
+            skipped=[s.as_record() for s in catalog.skipped],
             accepted_by="model-based test" if accept else None,
             accept_reason="accepting a flagged price on purpose" if accept else None,
         )

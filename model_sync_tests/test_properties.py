@@ -42,7 +42,7 @@ from psycopg.rows import dict_row
 from sqlalchemy import Engine, event
 
 from model_sync.store import database
-from model_sync.store.sync import SyncRequest, sync_catalog
+from model_sync.store.sync import PRICE_COLUMNS, TIER_COLUMNS, SyncRequest, sync_catalog
 from model_sync.transform import FRAME_COLUMNS, FRAME_DTYPES, NormalizedCatalog, normalize_models
 from model_sync_tests.conftest import _drop, _new_database, _url_for
 from model_sync_tests.snapshots import snapshot_models, vercel_snapshots
@@ -69,14 +69,6 @@ PROPERTY_TIMEOUT = 300 if TRANSFORM_SETTINGS.max_examples <= 1_000 else 3_600
 SOURCE = "vercel"
 LATEST = "models-2026-03-05.json"
 NEIGHBOUR_ID = "openai/gpt-5"
-PRICE_COLUMNS = (
-    "cost_per_1m_input",
-    "cost_per_1m_output",
-    "cost_per_1m_cache_read",
-    "cost_per_1m_cache_write",
-    "web_search_cost",
-)
-TIER_COLUMNS = ("input_tiers", "output_tiers", "input_cache_read_tiers", "input_cache_write_tiers")
 MODEL_FIELDS = (
     "id",
     "name",
@@ -455,10 +447,7 @@ def sync_frame(engine: Engine, catalog: NormalizedCatalog, run_id: str) -> None:
             frame=catalog.frame,
             source=SOURCE,
             run_id=run_id,
-            skipped=[
-                {"index": s.index, "model_id": s.model_id, "reason": s.reason}
-                for s in catalog.skipped
-            ],
+            skipped=[s.as_record() for s in catalog.skipped],
             max_deactivation_share=1.0,
             accepted_by="test_properties",
             accept_reason="storability tests change prices arbitrarily",
