@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 from dagster import (
@@ -32,10 +33,12 @@ if not logger.handlers:
 
 
 def _from_env(name: str, value):
-    """Secrets and URLs given by env var stay references (not values) in the Dagster UI."""
-    import os
+    """Secrets and URLs given by env var stay references (not values) in the Dagster UI.
 
-    return EnvVar(name) if os.environ.get(name) else value
+    Only when the setting really came from that variable: settings built in code (tests, the
+    API) must never be silently replaced by whatever the environment happens to hold.
+    """
+    return EnvVar(name) if value and os.environ.get(name, "").strip() == value else value
 
 
 def build_definitions(settings: Settings) -> Definitions:
