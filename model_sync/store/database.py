@@ -9,6 +9,7 @@ next run reuses it instead of paying for a start-up.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from dagster import get_dagster_logger
@@ -37,7 +38,12 @@ def embedded_pgdata(data_dir: Path) -> Path:
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server and return its libpq URL."""
+    """Start (or reuse) the embedded server and return its libpq URL (once per process)."""
+    return _embedded_url(Path(data_dir).absolute())
+
+
+@cache
+def _embedded_url(data_dir: Path) -> str:
     import pgserver
 
     pgdata = embedded_pgdata(data_dir)
