@@ -87,27 +87,25 @@ def size_label(size: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def baseline_load_estimate(results: Results, size: int) -> tuple[float | None, bool]:
-    """(seconds, extrapolated?) of the per-model baseline's load of ``size`` models."""
-    measured = results.sizes[size].baseline_load
+def _baseline_estimate(results: Results, size: int, field: str) -> tuple[float | None, bool]:
+    """(seconds, extrapolated?) of one baseline measurement at ``size`` models: the median
+    when measured, else linear from the largest measured size."""
+    measured = getattr(results.sizes[size], field)
     if measured:
         return median(measured), False
-    known = [(n, median(r.baseline_load)) for n, r in results.sizes.items() if r.baseline_load]
+    known = [(n, median(getattr(r, field))) for n, r in results.sizes.items() if getattr(r, field)]
     if not known:
         return None, False
     n, seconds = max(known)
     return seconds / n * size, True
+
+
+def baseline_load_estimate(results: Results, size: int) -> tuple[float | None, bool]:
+    return _baseline_estimate(results, size, "baseline_load")
 
 
 def baseline_resync_estimate(results: Results, size: int) -> tuple[float | None, bool]:
-    measured = results.sizes[size].baseline_resync
-    if measured:
-        return median(measured), False
-    known = [(n, median(r.baseline_resync)) for n, r in results.sizes.items() if r.baseline_resync]
-    if not known:
-        return None, False
-    n, seconds = max(known)
-    return seconds / n * size, True
+    return _baseline_estimate(results, size, "baseline_resync")
 
 
 def scenario_median(result: SizeResult, name: str) -> float:

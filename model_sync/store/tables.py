@@ -134,22 +134,11 @@ ai_model_versions = Table(
     Column("valid_to", DateTime(timezone=True)),
     Column("opened_by_sync", BigInteger, ForeignKey("model_sync_runs.id")),
     Column("closed_by_sync", BigInteger, ForeignKey("model_sync_runs.id")),
-    Column("is_active", Boolean, nullable=False),
-    Column("model_type", Text),
-    Column("context_window", BigInteger),
-    Column("max_output_tokens", BigInteger),
-    Column("capabilities", ARRAY(Text), nullable=False),
-    Column("deprecated_at", DateTime(timezone=True)),
-    Column("cost_per_1m_input", Numeric),
-    Column("cost_per_1m_output", Numeric),
-    Column("cost_per_1m_cache_read", Numeric),
-    Column("cost_per_1m_cache_write", Numeric),
-    Column("web_search_cost", Numeric),
-    Column("input_tiers", JSONB),
-    Column("output_tiers", JSONB),
-    Column("input_cache_read_tiers", JSONB),
-    Column("input_cache_write_tiers", JSONB),
-    Column("pricing", JSONB),
+    # The tracked attributes, typed exactly as in ai_models.
+    *(
+        Column(name, ai_models.c[name].type, nullable=ai_models.c[name].nullable)
+        for name in TRACKED_COLUMNS
+    ),
     CheckConstraint(
         "valid_to IS NULL OR valid_to >= valid_from", name="ai_model_versions_period_check"
     ),
