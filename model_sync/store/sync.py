@@ -17,19 +17,20 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pandas as pd
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, bindparam, func, insert, null, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import Text
 
 from model_sync.anomalies import FAIL, Finding, PriceChange, assess_price_changes, tiers_vanished
+from model_sync.store.copy_text import copy_chunks
 from model_sync.store.tables import (
     TRACKED_COLUMNS,
     USER_OWNED_COLUMNS,
@@ -137,39 +138,26 @@ def _advisory_key(source: str) -> int:
     return zlib.crc32(f"model_sync:{source}".encode())
 
 
-def _json_text(value: Any) -> str | None:
-    """JSON text for a jsonb cell (COPY's text format takes it as is).
-
-    orjson is ~3× faster than the standard library here, and the raw models are the bulk of the
-    staging cost; integers past 64 bits (which it refuses) fall back to ``json``.
-    """
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _copy(connection: Connection, statement: str, chunks: Iterable[bytes]) -> None:
+    """Send COPY text. The queued writer hands chunks to a thread that sends them, so Python
+    builds the next chunk while Postgres parses the last one (two cores, not one)."""
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+        for chunk in chunks:
+            copy.write(chunk)
 
 
-def _copy_columns(frame: pd.DataFrame) -> list[list[Any]]:
-    """The frame as plain Python values, column by column (vectorised, not cell by cell)."""
-    columns = []
-    for column in FRAME_COLUMNS:
-        series = frame[column]
-        if series.dtype.kind == "M":
-            columns.append(
-                [None if value is pd.NaT else value for value in series.dt.to_pydatetime()]
-            )
-            continue
-        values = series.astype(object).where(series.notna(), None).tolist()
-        if column in JSON_COLUMNS:
-            values = [_json_text(value) for value in values]
-        columns.append(values)
-    return columns
+def _known_models(connection: Connection, source: str) -> set[str]:
+    return set(
+        connection.execute(
+            select(ai_models.c.model_id).where(ai_models.c.source == source)
+        ).scalars()
+    )
 
 
 def _stage(connection: Connection, frame: pd.DataFrame) -> None:
-    """COPY the frame into a temporary table shaped exactly like the catalog's columns."""
+    """COPY the models the catalog already holds into a temporary table shaped like its
+    columns, to be compared with the stored rows in SQL."""
     columns = ", ".join(FRAME_COLUMNS)
     connection.execute(
         text(
@@ -177,14 +165,48 @@ def _stage(connection: Connection, frame: pd.DataFrame) -> None:
             f"SELECT {columns} FROM ai_models WITH NO DATA"
         )
     )
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
-        for row in zip(*_copy_columns(frame), strict=True):
-            copy.write_row(row)
+    _copy(
+        connection,
+        f"COPY {STAGING_TABLE} ({columns}) FROM STDIN",
+        copy_chunks(frame, ai_models, FRAME_COLUMNS),
+    )
     connection.execute(text(f"ALTER TABLE {STAGING_TABLE} ADD PRIMARY KEY (source, model_id)"))
     # Join planning needs row counts and key statistics, not the JSON columns' (which would
     # have to be read and detoasted).
     connection.execute(text(f"ANALYZE {STAGING_TABLE} (source, model_id)"))
+
+
+def _insert_new_models(
+    connection: Connection, frame: pd.DataFrame, source: str, as_of: datetime, run_id: str
+) -> None:
+    """COPY models the catalog has never held straight into ``ai_models`` — one write per row
+    instead of staging and copying again — and list them as ``created`` in the diff.
+
+    Only syncs (holding this source's lock) insert rows, and the keys were read under that
+    lock, so none of these can exist; if one somehow does, the unique key fails the COPY and
+    the whole sync rolls back.
+    """
+    if frame.empty:
+        return
+    lifecycle = {
+        "is_active": True,
+        "first_seen_at": as_of,
+        "updated_at": as_of,
+        "last_changed_run_id": run_id,
+    }
+    columns = ", ".join((*FRAME_COLUMNS, *lifecycle))
+    _copy(
+        connection,
+        f"COPY ai_models ({columns}) FROM STDIN",
+        copy_chunks(frame, ai_models, FRAME_COLUMNS, constants=lifecycle),
+    )
+    connection.execute(
+        text(
+            "INSERT INTO catalog_diff (source, model_id, change) "
+            "SELECT :source, model_id, 'created' FROM unnest(CAST(:ids AS text[])) AS model_id"
+        ),
+        {"source": source, "ids": frame["model_id"].tolist()},
+    )
 
 
 def _row(alias: str, columns: Sequence[str]) -> str:
@@ -269,19 +291,19 @@ SELECT :sync_id, source, model_id, change_type, field, old_value, new_value,
 FROM field_diff
 """
 
-_UPSERT_SQL = f"""
-INSERT INTO ai_models ({", ".join(FRAME_COLUMNS)}, is_active, deactivated_at,
-                       first_seen_at, updated_at, last_changed_run_id)
-SELECT {_list("s", FRAME_COLUMNS)}, true, NULL, :as_of, :as_of, :run_id
-FROM {STAGING_TABLE} s
-JOIN catalog_diff d ON d.source = s.source AND d.model_id = s.model_id
-WHERE d.change IN ('created', 'updated', 'reactivated')
-ON CONFLICT (source, model_id) DO UPDATE SET
-    {", ".join(f"{column} = EXCLUDED.{column}" for column in CONTENT_COLUMNS)},
+# Models the catalog already held whose values changed, or that came back. New models were
+# written by their COPY; unchanged ones are never touched.
+_UPDATE_SQL = f"""
+UPDATE ai_models t SET
+    {", ".join(f"{column} = s.{column}" for column in CONTENT_COLUMNS)},
     is_active = true,
     deactivated_at = NULL,
-    updated_at = EXCLUDED.updated_at,
-    last_changed_run_id = EXCLUDED.last_changed_run_id
+    updated_at = :as_of,
+    last_changed_run_id = :run_id
+FROM {STAGING_TABLE} s
+JOIN catalog_diff d ON d.source = s.source AND d.model_id = s.model_id
+WHERE d.change IN ('updated', 'reactivated')
+  AND t.source = s.source AND t.model_id = s.model_id
 """
 
 _DEACTIVATE_SQL = """
@@ -544,7 +566,8 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
         _set_timeouts(connection, request)
         _take_sync_lock(connection, request)
         as_of = _effective_time(connection, request)
-        _stage(connection, request.frame)
+        known = request.frame["model_id"].isin(_known_models(connection, request.source))
+        _stage(connection, request.frame[known])
         connection.execute(text(_DIFF_SQL), {"source": request.source})
         _guard_shrink(connection, request)
         connection.execute(text(_FIELD_DIFF_SQL))
@@ -552,8 +575,9 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
 
         sync_id = _start_run(connection, request, started_at)
         params = {"sync_id": sync_id, "run_id": request.run_id, "as_of": as_of}
+        _insert_new_models(connection, request.frame[~known], request.source, as_of, request.run_id)
         connection.execute(text(_RECORD_CHANGES_SQL), params)
-        connection.execute(text(_UPSERT_SQL), params)
+        connection.execute(text(_UPDATE_SQL), params)
         connection.execute(text(_DEACTIVATE_SQL), params)
         connection.execute(text(_VERSION_DIFF_SQL))
         connection.execute(text(_CLOSE_VERSIONS_SQL), params)
