@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, Integer, Numeric, T
 from sqlalchemy.dialects.postgresql import JSONB
 
 NULL = "\\N"
-CHUNK_ROWS = 5_000
+CHUNK_ROWS = 10_000
 
 
 def escape(value: str) -> str:
@@ -50,63 +50,79 @@ def json_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _array_element(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _check_types(column: str, values: list[Any], allowed: tuple[type, ...]) -> None:
+    unexpected = {type(value) for value in values} - set(allowed)
+    if unexpected:
+        names = ", ".join(sorted(kind.__name__ for kind in unexpected))
+        raise TypeError(f"column {column!r} holds {names}; expected {allowed[0].__name__}")
 
 
-def _text(value: Any) -> str:
-    return escape(str(value))
+def _escaped(values: list[str]) -> list[str]:
+    # One scan of the whole column decides; almost no catalog text needs escaping.
+    blob = "".join(values)
+    if "\\" in blob or "\t" in blob or "\n" in blob or "\r" in blob:
+        return [escape(value) for value in values]
+    return values
 
 
-def _integer(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected an integer, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise TypeError(f"expected an integer, got {value!r}")
-    return str(int(value))
+def _text(column: str, values: list[Any]) -> list[str]:
+    _check_types(column, values, (str,))
+    return _escaped(values)
 
 
-def _numeric(value: Any) -> str:
-    # Decimal's str() is exact ("0.12", "1.5E-7") and PostgreSQL's numeric reads every form.
-    if not isinstance(value, Decimal | int):
-        raise TypeError(f"prices must be Decimal, got {type(value).__name__} {value!r}")
-    return str(value)
+def _integer(column: str, values: list[Any]) -> list[str]:
+    _check_types(column, values, (int,))
+    return list(map(str, values))
 
 
-def _boolean(value: Any) -> str:
-    return "t" if value else "f"
+def _numeric(column: str, values: list[Any]) -> list[str]:
+    # Prices are money: Decimals only (never floats). str() is exact ("0.12", "1.5E-7") and
+    # PostgreSQL's numeric reads every form it produces.
+    _check_types(column, values, (Decimal, int))
+    return list(map(str, values))
 
 
-def _timestamp(value: Any) -> str:
-    if not isinstance(value, datetime | date):
-        raise TypeError(f"expected a timestamp, got {value!r}")
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise TypeError(f"naive timestamp {value!r}: the catalog stores UTC instants")
-    return value.isoformat()
+def _boolean(column: str, values: list[Any]) -> list[str]:
+    _check_types(column, values, (bool, np.bool_))
+    return ["t" if value else "f" for value in values]
+
+
+def _timestamp(column: str, values: list[Any]) -> list[str]:
+    _check_types(column, values, (pd.Timestamp, datetime))
+    if any(value.tzinfo is None for value in values):
+        raise TypeError(f"naive timestamp in {column!r}: the catalog stores UTC instants")
+    return [value.isoformat() for value in values]
 
 
 @functools.lru_cache(maxsize=4096)
-def _text_array_literal(items: tuple[Any, ...]) -> str:
-    if not all(isinstance(item, str) for item in items):
-        raise TypeError(f"expected a list of strings, got {list(items)!r}")
-    return escape("{" + ",".join(_array_element(item) for item in items) + "}")
+def _text_array_literal(items: tuple[str, ...]) -> str:
+    quoted = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
+    return escape("{" + ",".join(quoted) + "}")
 
 
-def _text_array(value: Any) -> str:
+def _text_array(column: str, values: list[Any]) -> list[str]:
+    _check_types(column, values, (list, tuple))
+    for value in values:
+        _check_types(column, list(value), (str,))
     # Models share a handful of tag sets, so each literal is built once.
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(f"expected a list of strings, got {value!r}")
-    return _text_array_literal(tuple(value))
+    return [_text_array_literal(tuple(value)) for value in values]
 
 
-def _jsonb(value: Any) -> str:
+def _jsonb(column: str, values: list[Any]) -> list[str]:
     # JSON text never holds a raw tab, newline or carriage return (they are escaped inside
     # strings), so only the backslash needs COPY's escaping.
-    return json_text(value).replace("\\", "\\\\")
+    texts = [json_text(value) for value in values]
+    if any("\\" in text for text in texts):
+        return [text.replace("\\", "\\\\") for text in texts]
+    return texts
 
 
-def converter_for(column_type: Any) -> Callable[[Any], str]:
-    """The non-NULL converter for a column of this SQLAlchemy type."""
+Converter = Callable[[str, list[Any]], list[str]]
+
+
+def converter_for(column_type: Any) -> Converter:
+    """How a column of this SQLAlchemy type becomes COPY text: values (never NULL) in, one
+    field per value out."""
     if isinstance(column_type, JSONB):
         return _jsonb
     if isinstance(column_type, ARRAY):
@@ -126,25 +142,26 @@ def converter_for(column_type: Any) -> Callable[[Any], str]:
 
 def _timestamps(series: pd.Series) -> list[str]:
     """A datetime64 column rendered in one vectorised call (ISO 8601, UTC)."""
-    utc = series.dt.tz_convert("UTC") if series.dt.tz is not None else series
-    if series.dt.tz is None and series.notna().any():
-        raise TypeError(f"naive timestamps in {series.name!r}: the catalog stores UTC instants")
-    naive = utc.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    if series.dt.tz is None:
+        if series.notna().any():
+            raise TypeError(f"naive timestamps in {series.name!r}: the catalog stores UTC instants")
+        return [NULL] * len(series)
+    naive = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     rendered = np.datetime_as_string(naive, unit="us").tolist()
     return [NULL if text == "NaT" else text + "Z" for text in rendered]
 
 
-def _column_values(series: pd.Series, convert: Callable[[Any], str]) -> list[Any]:
-    """The column as a list the chunks slice: cells still to convert, or (for datetimes,
-    converted in bulk) final text."""
+def column_text(series: pd.Series, convert: Converter) -> list[str]:
+    """One column as COPY fields: NULLs as ``\\N``, everything else through ``convert``."""
     if series.dtype.kind == "M":
         return _timestamps(series)
+    cells = series.tolist()
     missing = series.isna().tolist()
-    return [NULL if gone else value for value, gone in zip(series.tolist(), missing, strict=True)]
-
-
-def _convert(values: list[Any], convert: Callable[[Any], str]) -> list[str]:
-    return [value if value is NULL else convert(value) for value in values]
+    if not any(missing):
+        return convert(str(series.name), cells)
+    present = [value for value, gone in zip(cells, missing, strict=True) if not gone]
+    converted = iter(convert(str(series.name), present))
+    return [NULL if gone else next(converted) for gone in missing]
 
 
 def copy_chunks(
@@ -156,26 +173,18 @@ def copy_chunks(
 ) -> Iterator[bytes]:
     """COPY text (UTF-8) for ``frame[columns]`` followed by ``constants`` (the same value in
     every row), ``chunk_rows`` rows at a time. Column types come from ``table``."""
-    converters = [
-        (lambda text: text)
-        if frame[column].dtype.kind == "M"
-        else converter_for(table.c[column].type)
-        for column in columns
-    ]
-    values = [
-        _column_values(frame[column], convert)
-        for column, convert in zip(columns, converters, strict=True)
-    ]
+    converters = [converter_for(table.c[column].type) for column in columns]
     end = (
         "".join(
-            "\t" + (NULL if value is None else converter_for(table.c[name].type)(value))
+            "\t" + (NULL if value is None else converter_for(table.c[name].type)(name, [value])[0])
             for name, value in (constants or {}).items()
         )
         + "\n"
     )
     for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start : start + chunk_rows]
         fields = [
-            _convert(column[start : start + chunk_rows], convert)
-            for column, convert in zip(values, converters, strict=True)
+            column_text(chunk[column], convert)
+            for column, convert in zip(columns, converters, strict=True)
         ]
         yield (end.join(["\t".join(row) for row in zip(*fields, strict=True)]) + end).encode()
