@@ -132,6 +132,22 @@ class CatalogSyncConfig(Config):
     accept_reason: str = PydanticField(default="", description="Why they are real.")
 
 
+# Each Dagster log call is an event stored in the run's event log (~10 ms each here): one per
+# model would make a first load of 100,000 models take hours and flood the UI. So each kind
+# of change is one debug message of "<Verb> model: <id>" lines, capped.
+MODEL_LOG_LINES_CAP = 1_000
+
+
+def _model_lines(verb: str, model_ids: list[str], sync_id: int) -> str:
+    lines = [f"{verb} model: {model_id}" for model_id in model_ids[:MODEL_LOG_LINES_CAP]]
+    if len(model_ids) > MODEL_LOG_LINES_CAP:
+        lines.append(
+            f"… and {len(model_ids) - MODEL_LOG_LINES_CAP} more "
+            f"(SELECT * FROM ai_model_changes WHERE sync_id = {sync_id})"
+        )
+    return "\n".join(lines)
+
+
 CHANGE_METADATA_KEYS = {
     "created": "created_models",
     "deactivated": "deactivated_models",
@@ -253,12 +269,13 @@ def ai_models(
         ) from None
 
     counts = result.counts
-    for model_id in result.created:
-        context.log.debug(f"Created model: {model_id}")
-    for model_id in result.updated:
-        context.log.debug(f"Updated model: {model_id}")
-    for model_id in result.reactivated:
-        context.log.debug(f"Reactivated model: {model_id}")
+    for verb, model_ids in (
+        ("Created", result.created),
+        ("Updated", result.updated),
+        ("Reactivated", result.reactivated),
+    ):
+        if model_ids:
+            context.log.debug(_model_lines(verb, model_ids, result.sync_id))
     for finding in result.warnings:
         context.log.warning(f"Price warning: {finding.describe()}")
     for finding in result.accepted:

@@ -245,6 +245,43 @@ def test_log_lines_and_metadata_match_the_old_module(run_sync, httpserver, insta
     assert len(raw_meta["sha256"]) == 64
 
 
+def test_each_created_and_updated_model_is_logged_in_one_debug_event_per_kind(
+    run_sync, httpserver, instance
+):
+    """The old module's per-model debug lines, without one stored Dagster event per model
+    (that cost ~10 ms each: hours for a first load of 100,000 models)."""
+    models = snapshot_models("models-2025-11-18.json")
+    first = run_sync(serve_models(httpserver, models))
+    created = [line for line in run_logs(instance, first) if line.startswith("Created model: ")]
+    assert len(created) == 1
+    assert created[0].splitlines() == [
+        f"Created model: {m['id']}" for m in sorted(models, key=lambda m: m["id"])
+    ]
+
+    repriced = json.loads(json.dumps(models))
+    repriced[0]["pricing"]["input"] = str(Decimal(repriced[0]["pricing"]["input"]) * 2)
+    second = run_sync(serve_models(httpserver, repriced))
+    updated = [line for line in run_logs(instance, second) if line.startswith("Updated model: ")]
+    assert updated == [f"Updated model: {repriced[0]['id']}"]
+    assert not any(line.startswith("Created model: ") for line in run_logs(instance, second))
+
+
+def test_model_log_lines_are_capped_with_a_pointer_to_the_change_table(
+    run_sync, httpserver, instance
+):
+    from model_sync.assets import MODEL_LOG_LINES_CAP
+
+    template = snapshot_models("models-2025-11-18.json")[0]
+    count = MODEL_LOG_LINES_CAP + 7
+    models = [{**template, "id": f"acme/model-{index:05d}"} for index in range(count)]
+    result = run_sync(serve_models(httpserver, models))
+    [message] = [line for line in run_logs(instance, result) if line.startswith("Created model: ")]
+    lines = message.splitlines()
+    assert len(lines) == MODEL_LOG_LINES_CAP + 1
+    assert lines[0] == "Created model: acme/model-00000"
+    assert lines[-1].startswith("… and 7 more (SELECT * FROM ai_model_changes WHERE sync_id = ")
+
+
 @pytest.mark.parametrize(("share", "succeeds"), [(None, False), (0.6, False), (0.7, True)], ids=str)
 def test_deactivating_too_many_models_is_refused_unless_the_limit_allows_it(
     run_sync, httpserver, db, share, succeeds
