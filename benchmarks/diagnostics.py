@@ -112,7 +112,8 @@ def explain_sync(engine: Engine, frame: pd.DataFrame, scenario: str) -> Explaine
         try:
             as_of = connection.execute(text("SELECT now()")).scalar_one()
             started = time.perf_counter()
-            _stage(connection, frame)
+            known = frame["model_id"].isin(internals._known_models(connection, SOURCE))
+            _stage(connection, frame[known])
             stage_seconds = time.perf_counter() - started
             statements = [
                 _explain(
@@ -122,9 +123,12 @@ def explain_sync(engine: Engine, frame: pd.DataFrame, scenario: str) -> Explaine
             ]
             sync_id = _start_run(connection, request, datetime.now(UTC))
             params = {"sync_id": sync_id, "run_id": request.run_id, "as_of": as_of}
+            started = time.perf_counter()
+            internals._insert_new_models(connection, frame[~known], SOURCE, as_of, request.run_id)
+            stage_seconds += time.perf_counter() - started
             for label, sql in (
                 ("change report insert", internals._RECORD_CHANGES_SQL),
-                ("upsert ai_models", internals._UPSERT_SQL),
+                ("update changed models", internals._UPDATE_SQL),
                 ("deactivate", internals._DEACTIVATE_SQL),
                 ("history: version diff", internals._VERSION_DIFF_SQL),
                 ("history: close versions", internals._CLOSE_VERSIONS_SQL),

@@ -131,27 +131,35 @@ def server_facts(engine: Engine) -> dict[str, str]:
 
 # Statement prefix → phase of sync_catalog. Matched in order, on whitespace-collapsed SQL.
 PHASES: tuple[tuple[str, str], ...] = (
+    ("SELECT ai_models.model_id FROM ai_models", "read stored keys"),
     ("CREATE TEMPORARY TABLE ai_models_staged", "stage: create temp table"),
     ("ALTER TABLE ai_models_staged", "stage: primary key"),
     ("ANALYZE ai_models_staged", "stage: ANALYZE"),
     ("CREATE TEMPORARY TABLE catalog_diff", "diff (catalog_diff)"),
     ("CREATE TEMPORARY TABLE field_diff", "field diff"),
+    ("INSERT INTO model_sync_runs", "run row"),
+    ("INSERT INTO catalog_diff", "new models: list as created"),
     ("INSERT INTO ai_model_changes", "change report insert"),
-    ("INSERT INTO ai_models ", "upsert ai_models"),
     ("UPDATE ai_models t SET is_active = false", "deactivate"),
+    ("UPDATE ai_models t SET", "update changed models"),
     ("CREATE TEMPORARY TABLE version_diff", "history: version diff"),
     ("UPDATE ai_model_versions", "history: close versions"),
     ("INSERT INTO ai_model_versions", "history: open versions"),
 )
+STAGE_COPY = "stage: COPY of stored models (Python encode + send)"
+NEW_COPY = "new models: COPY into ai_models (Python encode + send)"
 PHASE_ORDER = (
-    "stage: COPY (Python rows + encode + send)",
+    "read stored keys",
+    STAGE_COPY,
     "stage: create temp table",
     "stage: primary key",
     "stage: ANALYZE",
     "diff (catalog_diff)",
     "field diff",
+    NEW_COPY,
+    "new models: list as created",
     "change report insert",
-    "upsert ai_models",
+    "update changed models",
     "deactivate",
     "history: version diff",
     "history: close versions",
@@ -171,8 +179,10 @@ def _phase(statement: str) -> str:
 
 
 class StatementProfiler:
-    """Times every statement sync_catalog sends through SQLAlchemy; the COPY is the gap
-    between creating the staging table and adding its primary key (it bypasses SQLAlchemy)."""
+    """Times every statement sync_catalog sends through SQLAlchemy. The two COPYs bypass
+    SQLAlchemy, so each is timed as the gap between the statements around it: the staging
+    COPY between creating the staging table and adding its key, the COPY of new models
+    between the run row and listing those models as created."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -209,15 +219,20 @@ class StatementProfiler:
         finally:
             self._active = False
 
+    def _gap(self, before: str, after: str) -> float:
+        ends = [end for phase, _, end in self.events if phase == before]
+        starts = [start for phase, start, _ in self.events if phase == after]
+        return starts[0] - ends[0] if ends and starts else 0.0
+
     def breakdown(self, started: float, finished: float) -> dict[str, float]:
         phases = dict.fromkeys(PHASE_ORDER, 0.0)
         for phase, start, end in self.events:
-            phases[phase] += end - start
-        created = [end for phase, _, end in self.events if phase == "stage: create temp table"]
-        keyed = [start for phase, start, _ in self.events if phase == "stage: primary key"]
-        # If sync_catalog stops staging this way, the COPY simply shows up as Python time.
-        if created and keyed:
-            phases["stage: COPY (Python rows + encode + send)"] = keyed[0] - created[0]
+            phases[
+                "other SQL (lock, guards, run row, counts)" if phase == "run row" else phase
+            ] += end - start
+        # If sync_catalog stops working this way, the COPYs simply show up as Python time.
+        phases[STAGE_COPY] = self._gap("stage: create temp table", "stage: primary key")
+        phases[NEW_COPY] = self._gap("run row", "new models: list as created")
         phases["commit"] = finished - max(end for _, _, end in self.events)
         phases["Python outside statements"] = (finished - started) - sum(phases.values())
         return phases

@@ -1,10 +1,12 @@
 """The catalog write: all of the sync's SQL, set-based, in one transaction.
 
-The frame goes to Postgres in bulk (COPY into a temporary table). One statement then diffs it
-against the stored catalog; everything else — the guards, the change report, the upsert, the
-deactivation, the history versions and the webhook outbox — is derived from that diff in a
-handful of statements, whatever the catalog's size. Rows whose stored values did not change
-are never rewritten.
+The frame goes to Postgres in bulk: models the catalog already holds are COPYed into a
+temporary table and diffed against the stored rows in one statement; models it has never held
+are COPYed straight into ``ai_models`` once the guards have passed, so a first load writes
+each row once. Everything else — the guards, the change report, the update, the deactivation,
+the history versions and the webhook outbox — is derived from that diff in a handful of
+statements, whatever the catalog's size. Rows whose stored values did not change are never
+rewritten.
 
 Everything happens in ONE transaction under a per-source advisory lock: readers see the
 previous catalog or the new one, never a mix, and two syncs of one source never interleave.
