@@ -758,7 +758,7 @@ def findings_section(results: Results) -> str:
         lines.append(
             f"6. **Memory**: {results.memory['peak_rss_mib']:,.0f} MiB at "
             f"{results.memory['models']:,} models; the parsed response and the frame are what "
-            "grows, and the load encodes and sends its COPY text in chunks of 10,000 rows."
+            "grows, and the load encodes and sends its COPY text in chunks of 1,000 rows."
         )
     if results.e2e:
         trivial = median([run.seconds for run in results.e2e.trivial])
@@ -788,8 +788,9 @@ def suggestions_section(results: Results) -> str:
         "the sync lock). Only models the catalog already holds are staged and diffed.",
         "**A column-wise COPY encoder** (`model_sync/store/copy_text.py`): each column is "
         "converted once with a converter chosen from the catalog's column type, escaped only "
-        "when the column needs it, rows joined in C, sent in chunks through psycopg's queued "
-        "writer — instead of `Copy.write_row` choosing a dumper per cell.",
+        "when the column needs it, rows joined in C, sent in chunks of 1,000 rows so Postgres "
+        "parses one while the next is built — instead of `Copy.write_row` choosing a dumper "
+        "per cell.",
         "**One Dagster event per kind of change** for the per-model `Created model: X` debug "
         "lines (capped at 1,000): one stored event per model cost ~10 ms each — 2 s of a "
         "232-model first run, hours for 100,000.",

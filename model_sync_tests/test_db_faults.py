@@ -407,6 +407,47 @@ def test_connection_killed_mid_transaction_keeps_the_previous_catalog(
     assert user_settings(db, settings) == settings
 
 
+def test_a_model_inserted_behind_the_syncs_back_fails_its_copy_and_keeps_the_catalog(
+    engine: Engine, database_url: str, db: psycopg.Connection
+):
+    """New models are COPYed straight into ai_models, trusting the keys read under the sync
+    lock. A row someone inserts by hand in between makes that COPY hit the unique key: the
+    sync must fail like any failed statement (a DBAPIError with one plain line) and leave
+    every table as it was, apart from the hand-made row.
+
+    The sync is held between reading the keys and the COPY by a lock on model_sync_runs (it
+    records its run there just before writing).
+    """
+    sync(engine, OLD)
+    before = catalog_state(db)
+    intruder = sorted(snapshot_ids(NEW) - snapshot_ids(OLD))[0]
+
+    blocker = psycopg.connect(database_url, connect_timeout=5)
+    try:
+        blocker.execute("LOCK TABLE model_sync_runs IN SHARE ROW EXCLUSIVE MODE")
+        thread = SyncThread(engine, sync_request(NEW)).start()
+        backend = wait_until_blocked(db, blocker.info.backend_pid, thread.thread.is_alive)
+        assert "INSERT INTO model_sync_runs" in backend.query, backend.query
+        db.execute(
+            "INSERT INTO ai_models (source, model_id, raw) VALUES (%s, %s, '{}')",
+            (SOURCE, intruder),
+        )
+        db.commit()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    thread.join()
+
+    assert thread.result is None
+    assert isinstance(thread.error, DBAPIError), repr(thread.error)
+    message = describe_database_error(thread.error)
+    assert "duplicate key value violates unique constraint" in message, message
+    assert "\n" not in message
+    db.execute("DELETE FROM ai_models WHERE model_id = %s", (intruder,))
+    db.commit()
+    assert catalog_state(db) == before
+
+
 def test_statement_timeout_cancels_the_sync_and_keeps_the_catalog(
     engine: Engine, database_url: str, db: psycopg.Connection
 ):
