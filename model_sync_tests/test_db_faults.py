@@ -422,20 +422,19 @@ def test_a_model_inserted_behind_the_syncs_back_fails_its_copy_and_keeps_the_cat
     before = catalog_state(db)
     intruder = sorted(snapshot_ids(NEW) - snapshot_ids(OLD))[0]
 
-    blocker = psycopg.connect(database_url, connect_timeout=5)
-    try:
-        blocker.execute("LOCK TABLE model_sync_runs IN SHARE ROW EXCLUSIVE MODE")
-        thread = SyncThread(engine, sync_request(NEW)).start()
-        backend = wait_until_blocked(db, blocker.info.backend_pid, thread.thread.is_alive)
-        assert "INSERT INTO model_sync_runs" in backend.query, backend.query
-        db.execute(
-            "INSERT INTO ai_models (source, model_id, raw) VALUES (%s, %s, '{}')",
-            (SOURCE, intruder),
-        )
-        db.commit()
-    finally:
-        blocker.rollback()
-        blocker.close()
+    with psycopg.connect(database_url, connect_timeout=5) as locker:
+        locker.execute("LOCK TABLE model_sync_runs IN SHARE ROW EXCLUSIVE MODE")
+        try:
+            thread = SyncThread(engine, sync_request(NEW)).start()
+            backend = wait_until_blocked(db, locker.info.backend_pid, thread.thread.is_alive)
+            assert "INSERT INTO model_sync_runs" in backend.query, backend.query
+            db.execute(
+                "INSERT INTO ai_models (source, model_id, raw) VALUES (%s, %s, '{}')",
+                (SOURCE, intruder),
+            )
+            db.commit()
+        finally:
+            locker.rollback()
     thread.join()
 
     assert thread.result is None

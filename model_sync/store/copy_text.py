@@ -111,12 +111,7 @@ def _text_array(column: str, values: list[Any]) -> list[str]:
 
 
 def _jsonb(column: str, values: list[Any]) -> list[str]:
-    # JSON text never holds a raw tab, newline or carriage return (they are escaped inside
-    # strings), so only the backslash needs COPY's escaping.
-    texts = [json_text(value) for value in values]
-    if any("\\" in text for text in texts):
-        return [text.replace("\\", "\\\\") for text in texts]
-    return texts
+    return _escaped([json_text(value) for value in values])
 
 
 Converter = Callable[[str, list[Any]], list[str]]
