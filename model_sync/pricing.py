@@ -8,7 +8,9 @@ every price is a :class:`~decimal.Decimal` from the string to the ``NUMERIC`` co
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
+from typing import Any
 
 TOKENS_PER_MILLION_EXPONENT = 6
 
@@ -42,14 +44,20 @@ class PriceError(ValueError):
 def parse_price(value: object) -> Decimal:
     """Parse one published price exactly.
 
-    Strings are the documented form. JSON numbers are accepted too, with a defined outcome:
-    integers exactly, floats through their shortest round-trip text (``3e-06`` → ``0.000003``),
-    which is the number as the sender wrote it whenever it has at most 15 significant digits.
+    Strings are the documented form. JSON numbers are accepted too: decoded as ``Decimal``
+    from their text they are exact; integers are exact; a binary float (only from callers that
+    decoded JSON themselves) goes through its shortest round-trip text (``3e-06`` →
+    ``0.000003``), the number as written whenever it has at most 15 significant digits.
     Booleans, NaN, infinities, negatives and anything non-numeric raise :class:`PriceError`.
     """
     if isinstance(value, bool):
         raise PriceError(f"price must be a decimal string, got boolean {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, Decimal):
+        # A JSON number read from its text (see sources.base.decode_json): already exact.
+        if not value.is_finite():
+            raise PriceError(f"price is not a finite number: {value!r}")
+        text = str(value)
+    elif isinstance(value, int):
         if value > MAX_PRICE:  # before str(): ints past 4300 digits cannot even be printed
             raise PriceError(f"price is out of range (over {MAX_PRICE})")
         text = str(value)
@@ -103,3 +111,82 @@ def cost_bucket(output_price_per_token: Decimal | None) -> str | None:
         if output_price_per_token < upper_bound:
             return bucket
     return TOP_COST_BUCKET
+
+
+# --- every price in a pricing object ---------------------------------------------------------
+# The Python twin of the SQL function ai_model_price_points (migration 0004): the same walk,
+# the same rules, tested against each other on every real response.
+
+# A numeric leaf as the SQL function reads it (exponents of at most three digits).
+PRICE_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+_PRICE_WORD = re.compile(r"(cost|price)", re.IGNORECASE)
+_BOUND_KEY = re.compile(r"^(min|max)(_|$)|_tokens$", re.IGNORECASE)
+QUALIFIER_KEYS = frozenset(
+    {
+        "size", "quality", "resolution", "mode", "width", "height", "duration", "seconds",
+        "unit", "currency", "region", "tier", "audio", "name", "type", "description",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PricePoint:
+    """One price found in a pricing object: where, how much (exact, as served), and the
+    qualifiers that sit beside it in the same entry (size, quality, a band's min/max …)."""
+
+    path: str
+    amount: Decimal
+    qualifiers: dict[str, Any]
+
+
+def is_qualifier_key(key: str | None) -> bool:
+    """A member that describes its neighbours rather than costing money. A key that mentions
+    cost or price is always a price; otherwise ``min*``/``max*``, ``*_tokens`` and a small
+    vocabulary of labels are qualifiers."""
+    if key is None or _PRICE_WORD.search(key):
+        return False
+    return bool(_BOUND_KEY.search(key)) or key.lower() in QUALIFIER_KEYS
+
+
+def _numeric_amount(key: str | None, value: Any) -> Decimal | None:
+    """The amount of a member that is a price (negative markers excluded by the caller)."""
+    if is_qualifier_key(key) or isinstance(value, bool):
+        return None
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if value == value and abs(value) != float("inf") else None
+    if isinstance(value, str) and PRICE_TEXT.fullmatch(value):
+        return Decimal(value)
+    return None
+
+
+def _children(path: str, value: Any) -> list[tuple[str, str | None, Any]]:
+    if isinstance(value, dict):
+        return [
+            (f"{path}.{key}" if path else str(key), str(key), item) for key, item in value.items()
+        ]
+    if isinstance(value, list):
+        return [(f"{path}[{index}]", None, item) for index, item in enumerate(value)]
+    return []
+
+
+def price_points(pricing: Any) -> list[PricePoint]:
+    """Every non-negative numeric leaf of ``pricing`` that is not a qualifier, with its path
+    (``regional.eu.input``, ``video_duration_pricing[0].cost_per_second``), its exact amount
+    and the qualifiers of its entry. Unknown price kinds appear without code changes."""
+    points: list[PricePoint] = []
+    containers = [("", pricing)] if isinstance(pricing, dict | list) else []
+    while containers:
+        path, container = containers.pop()
+        members = _children(path, container)
+        scalars = [(p, k, v) for p, k, v in members if not isinstance(v, dict | list)]
+        amounts = {p: _numeric_amount(k, v) for p, k, v in scalars}
+        # Negative numbers (a "price varies" marker) are neither prices nor qualifiers.
+        qualifiers = {k: v for p, k, v in scalars if k is not None and amounts[p] is None}
+        for member_path, _key, _value in scalars:
+            amount = amounts[member_path]
+            if amount is not None and amount >= 0:
+                points.append(PricePoint(member_path, amount, dict(sorted(qualifiers.items()))))
+        containers.extend((p, v) for p, _k, v in members if isinstance(v, dict | list))
+    return sorted(points, key=lambda point: point.path)

@@ -28,19 +28,21 @@ def webhook_delivery_sensor(enabled: bool, interval_seconds: int = 60) -> Sensor
     def _sensor(
         context: SensorEvaluationContext, catalog: CatalogDatabase, change_feed: ChangeFeed
     ):
-        if not (change_feed.urls and change_feed.secret):
+        if not change_feed.subscribers:
             return SkipReason("no webhook subscribers configured")
-        engine = catalog.engine()
+        # The outbox is written by syncs, which migrate; a sensor only reads and updates it.
+        engine = catalog.reader()
         report = change_feed.deliver(engine)
         for error in report.errors:
             context.log.warning(f"webhook delivery failed, will retry: {error}")
-        failing, oldest = webhooks.failing_deliveries(engine, change_feed.alert_after_attempts)
+        alert_after = change_feed.settings.alert_after_attempts
+        failing, oldest = webhooks.failing_deliveries(engine, alert_after)
         if failing:
             raise WebhookDeliveriesFailing(
-                f"{failing} change-feed event(s) failed delivery "
-                f"{change_feed.alert_after_attempts}+ times (oldest from {oldest}); they are "
-                "still retried — see webhook_outbox.last_error"
+                f"{failing} change-feed event(s) failed delivery {alert_after}+ times (oldest "
+                f"from {oldest}); they are still retried — see webhook_outbox.last_error"
             )
-        return SkipReason(f"delivered {report.delivered}, {report.failed} to retry later")
+        more = " (time budget spent; the rest next tick)" if report.out_of_time else ""
+        return SkipReason(f"delivered {report.delivered}, {report.failed} to retry later{more}")
 
     return _sensor

@@ -1,29 +1,42 @@
-"""Raw gateway models → one normalized pandas frame. Pure: plain data in, frame out, no I/O.
+"""Served models → one normalized pandas frame. Pure: plain data in, frame out, no I/O.
 
-A gateway that serves one broken model must not stop the catalog from learning about the
-other three hundred, so validation is per model: a bad model is skipped with a reason
-(reported as ``failed``) and everything else goes on.
+A source that serves one broken model must not stop the catalog from learning about the other
+three hundred, and a served model must never be lost because one of its fields drifted. So
+validation is per model and per field:
+
+- a model whose optional field is broken (a date in an unknown unit, a limit as text) keeps
+  every other field; the broken field's columns keep their last valid values in the catalog
+  (``kept_columns``), and the row is marked stale with the reason;
+- a model whose essential field is broken (its prices — money is never half-read — or a value
+  Postgres cannot store) is *broken*: the sync keeps its last valid row, active and marked
+  stale, or skips it with its reason when the catalog never held a valid form of it;
+- an entry without a usable id, or repeating an id, is *skipped* with its reason.
+
+Which fields are essential, and which columns each optional field feeds, is the source's
+declaration (``Source.essential_fields``, ``Source.field_columns``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from model_sync.sources import vercel
+from model_sync.drift import SchemaProfile, profile_models
+from model_sync.sources.base import RawEntry, Source, parse_model_id
 
-# The frame's columns, in order, with their pandas dtypes. Integers and flags use pandas'
-# nullable dtypes so a missing value stays missing instead of turning the column into floats;
-# prices stay Python Decimals (object) so no digit is ever rounded.
+# The catalog columns the transform produces, in order, with their pandas dtypes. Integers and
+# flags use pandas' nullable dtypes so a missing value stays missing instead of turning the
+# column into floats; prices stay Python Decimals (object) so no digit is ever rounded.
 FRAME_DTYPES: dict[str, str] = {
     "source": "object",
     "model_id": "object",
+    "canonical_model_id": "object",
     "model_name": "object",
     "provider": "object",
     "owned_by": "object",
@@ -52,20 +65,9 @@ FRAME_DTYPES: dict[str, str] = {
     "raw": "object",
 }
 FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_DTYPES)
-
-
-@dataclass(frozen=True)
-class GatewaySource:
-    """How one gateway's models are validated and mapped to catalog rows."""
-
-    name: str
-    model: type[BaseModel]
-    to_row: Callable[[Any, dict[str, Any]], dict[str, Any]]
-
-
-SOURCES: dict[str, GatewaySource] = {
-    vercel.SOURCE: GatewaySource(vercel.SOURCE, vercel.VercelModel, vercel.catalog_row),
-}
+# Per-row marks beside the catalog columns: why a served value could not be read, and which
+# columns therefore keep their stored values.
+MARK_DTYPES: dict[str, str] = {"stale_reason": "object", "kept_columns": "object"}
 
 
 def storable_text(text: str) -> str:
@@ -76,7 +78,7 @@ def storable_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class SkippedModel:
-    """A served model that is not in the frame, and why. The id is verbatim; use
+    """A served entry that is not in the frame, and why. The id is verbatim; use
     :meth:`as_record` for anything that is logged or stored."""
 
     index: int
@@ -96,12 +98,30 @@ class SkippedModel:
         return storable_text(self.model_id)
 
 
+class BrokenModel(SkippedModel):
+    """A served model with a usable id whose essential fields could not be read: the sync keeps
+    its last valid row (stale) or, for a model never held, skips it."""
+
+
 @dataclass(frozen=True)
-class NormalizedCatalog:
-    """The transform's result: valid models as a frame, the rest as reasons."""
+class NormalizedModels:
+    """The transform's result: valid rows as a frame, broken and skipped entries with reasons,
+    and the response's schema profile (key paths and value types)."""
 
     frame: pd.DataFrame
+    broken: list[BrokenModel] = field(default_factory=list)
     skipped: list[SkippedModel] = field(default_factory=list)
+    profile: SchemaProfile = field(default_factory=dict)
+
+    @property
+    def served(self) -> int:
+        return len(self.frame) + len(self.broken) + len(self.skipped)
+
+    @property
+    def stale(self) -> int:
+        """Models whose row is incomplete (a broken optional field), before the sync adds the
+        broken models it keeps."""
+        return int(self.frame["stale_reason"].notna().sum()) if len(self.frame) else 0
 
 
 def _unstorable_value(value: Any, path: str = "") -> str | None:
@@ -109,7 +129,7 @@ def _unstorable_value(value: Any, path: str = "") -> str | None:
 
     Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8, and ``jsonb`` refuses
     NaN and infinities (which Python's JSON parser lets through); one such value would abort
-    the whole write transaction, so the model carrying it is skipped up front.
+    the whole write transaction, so the model carrying it is set aside up front.
     """
     if isinstance(value, float) and not math.isfinite(value):
         return f"{path or 'value'} is not a finite number ({value!r})"
@@ -136,13 +156,18 @@ def _unstorable_value(value: Any, path: str = "") -> str | None:
     return None
 
 
+def _json_default(value: Any) -> Any:
+    # Decimals (JSON numbers read from their text) are storable as they are.
+    return str(value)
+
+
 def _storable_problem(raw: dict[str, Any]) -> str | None:
     """The fast check behind :func:`_unstorable_value`: one C-speed serialization per model.
 
     Only when it finds something is the model walked, to name the field.
     """
     try:
-        text = json.dumps(raw, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(raw, ensure_ascii=False, allow_nan=False, default=_json_default)
         text.encode("utf-8")
     except RecursionError:
         return "nested too deeply to store"
@@ -162,51 +187,76 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _model_id_of(raw: Any) -> str | None:
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return raw["id"]
-    return None
+def _failed_fields(error: ValidationError) -> set[str]:
+    return {str(detail["loc"][0]) if detail["loc"] else "" for detail in error.errors()}
 
 
-def normalize_models(raw_models: Sequence[Any], source: str = vercel.SOURCE) -> NormalizedCatalog:
-    """Validate and map every served model; collect the ones that cannot be used.
+def normalize(source: Source, entries: Iterable[RawEntry]) -> NormalizedModels:
+    """Validate and map every served entry of ``source``; set aside what cannot be used.
 
     Duplicate ids in one response keep the first occurrence: the catalog key is
     ``(source, model_id)``, and silently letting a later entry win would make the stored
     price depend on list order.
     """
-    gateway = SOURCES[source]
     rows: list[dict[str, Any]] = []
+    broken: list[BrokenModel] = []
     skipped: list[SkippedModel] = []
+    raws: list[Any] = []
     seen: set[str] = set()
-    for index, raw in enumerate(raw_models):
-        model_id = _model_id_of(raw)
+    optional = source.field_columns
+    for index, (served_id, raw) in enumerate(entries):
+        raws.append(raw)
+        label = served_id if isinstance(served_id, str) else None
         if not isinstance(raw, dict):
-            skipped.append(SkippedModel(index, None, f"not an object: {type(raw).__name__}"))
+            skipped.append(SkippedModel(index, label, f"not an object: {type(raw).__name__}"))
             continue
-        if model_id is None or not model_id.strip():
-            skipped.append(SkippedModel(index, model_id, "missing or empty id"))
+        try:
+            model_id = parse_model_id(served_id)
+        except ValueError as error:
+            skipped.append(SkippedModel(index, label, str(error)))
             continue
         if model_id in seen:
             skipped.append(SkippedModel(index, model_id, "duplicate id; kept the first"))
             continue
+        seen.add(model_id)
         problem = _storable_problem(raw)
         if problem:
-            skipped.append(SkippedModel(index, model_id, problem))
+            broken.append(BrokenModel(index, model_id, problem))
             continue
+        kept: list[str] = []
+        reason = None
         try:
-            model = gateway.model.model_validate(raw)
+            model = source.model.model_validate(raw)
         except ValidationError as error:
-            skipped.append(SkippedModel(index, model_id, _describe(error)))
-            continue
-        seen.add(model_id)
-        rows.append(gateway.to_row(model, raw))
+            fields = _failed_fields(error)
+            reason = _describe(error)
+            if not fields <= optional.keys():
+                broken.append(BrokenModel(index, model_id, reason))
+                continue
+            # Only optional fields failed: use the rest of the model.
+            try:
+                model = source.model.model_validate(
+                    {key: value for key, value in raw.items() if key not in fields}
+                )
+            except ValidationError as second:
+                broken.append(BrokenModel(index, model_id, _describe(second)))
+                continue
+            kept = sorted({column for name in fields for column in optional[name]})
+        row = source.to_row(model, model_id, raw)
+        row["stale_reason"] = reason
+        row["kept_columns"] = kept
+        rows.append(row)
+    return NormalizedModels(
+        frame=_frame(rows), broken=broken, skipped=skipped, profile=profile_models(raws)
+    )
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     # Column by column with the final dtype: going through pandas' inferred string dtype
     # would turn a missing text value into a float NaN instead of None.
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             column: pd.Series([row[column] for row in rows], dtype=dtype)
-            for column, dtype in FRAME_DTYPES.items()
+            for column, dtype in (FRAME_DTYPES | MARK_DTYPES).items()
         }
     )
-    return NormalizedCatalog(frame=frame, skipped=skipped)

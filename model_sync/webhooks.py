@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
 from sqlalchemy import BigInteger, Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
+
+from model_sync.settings import WebhookSettings
 
 SIGNATURE_HEADER = "X-Model-Sync-Signature"
 DELIVERY_HEADER = "X-Model-Sync-Delivery"
@@ -40,6 +43,8 @@ class DeliveryReport:
     delivered: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # The pass stopped at its time budget; the rest waits for the next one.
+    out_of_time: bool = False
 
 
 _CLAIM_SQL = """
@@ -68,6 +73,7 @@ WHERE id = :id
 _FAILING_SQL = """
 SELECT count(*), min(created_at) FROM webhook_outbox
 WHERE delivered_at IS NULL AND attempts >= :attempts
+  AND (CAST(:source AS text) IS NULL OR payload->>'source' = :source)
 """
 
 
@@ -77,22 +83,26 @@ def backoff_seconds(attempts: int, base_seconds: float) -> float:
 
 
 def deliver_pending(
-    engine: Engine,
-    secret: str,
-    *,
-    timeout_seconds: float = 10.0,
-    backoff_base_seconds: float = 30.0,
-    limit: int = 100,
+    engine: Engine, settings: WebhookSettings, *, limit: int = 100
 ) -> DeliveryReport:
-    """Send every due event once; failures are rescheduled with backoff, never raised.
+    """Send due events once each, within ``settings.budget_seconds``; failures are rescheduled
+    with backoff, never raised.
 
-    Each event is tried at most once per call, so a receiver that is down is not hammered
-    even with a zero backoff.
+    Each event is tried at most once per call, so a receiver that is down is not hammered even
+    with a zero backoff. The budget keeps a pass (in a sensor tick, or right after a sync) well
+    inside Dagster's tick timeout however many receivers hang: no new event is claimed once it
+    is spent, and each POST gets at most what is left of it.
     """
+    secret = settings.secret or ""
+    deadline = time.monotonic() + settings.budget_seconds
     report = DeliveryReport()
     attempted: list[int] = []
-    with httpx.Client(timeout=timeout_seconds) as client:
+    with httpx.Client() as client:
         for _ in range(limit):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.1:
+                report.out_of_time = True
+                break
             with engine.begin() as connection:
                 claimed = connection.execute(
                     text(_CLAIM_SQL).bindparams(bindparam("attempted", type_=ARRAY(BigInteger))),
@@ -111,7 +121,12 @@ def deliver_pending(
                 }
                 status, error = None, None
                 try:
-                    response = client.post(url, content=body, headers=headers)
+                    response = client.post(
+                        url,
+                        content=body,
+                        headers=headers,
+                        timeout=min(settings.timeout_seconds, remaining),
+                    )
                     status = response.status_code
                     if not response.is_success:
                         error = f"HTTP {status}"
@@ -121,7 +136,7 @@ def deliver_pending(
                     connection.execute(text(_DELIVERED_SQL), {"id": row_id, "status": status})
                     report.delivered += 1
                 else:
-                    delay = backoff_seconds(attempts + 1, backoff_base_seconds)
+                    delay = backoff_seconds(attempts + 1, settings.backoff_seconds)
                     connection.execute(
                         text(_FAILED_SQL),
                         {"id": row_id, "status": status, "error": error[:2000], "delay": delay},
@@ -131,10 +146,13 @@ def deliver_pending(
     return report
 
 
-def failing_deliveries(engine: Engine, alert_after_attempts: int) -> tuple[int, object]:
-    """(count, oldest creation time) of undelivered events that failed this often or more."""
+def failing_deliveries(
+    engine: Engine, alert_after_attempts: int, source: str | None = None
+) -> tuple[int, object]:
+    """(count, oldest creation time) of undelivered events (of one source, or all) that
+    failed this often or more."""
     with engine.connect() as connection:
         count, oldest = connection.execute(
-            text(_FAILING_SQL), {"attempts": alert_after_attempts}
+            text(_FAILING_SQL), {"attempts": alert_after_attempts, "source": source}
         ).one()
     return count, oldest

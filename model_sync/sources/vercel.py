@@ -1,80 +1,38 @@
-"""The Vercel AI Gateway ``/v1/models`` payload: its pydantic shape and its mapping to catalog rows.
+"""The Vercel AI Gateway ``GET /v1/models``: its envelope, pydantic shape and catalog mapping.
 
-This is the only module that knows Vercel's field names. Every model class allows extra
-fields: the gateway adds keys (``released``, ``tags``, new price kinds) faster than we model
-them, and an unknown key must never make a model fail. What we do not model is still kept,
-because the whole raw model and its whole ``pricing`` object are stored as JSONB.
+Every model class allows extra fields: the gateway adds keys (``released``, ``tags``, new price
+kinds) faster than we model them, and an unknown key must never make a model fail. What we do
+not model is still kept, because the whole raw model and its whole ``pricing`` object are
+stored as JSONB (and every price in it is queryable through ``ai_model_prices``).
 """
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictStr
 
-from model_sync.pricing import cost_bucket, parse_price, per_million
+from model_sync.pricing import cost_bucket, per_million
+from model_sync.sources.base import (
+    Count,
+    ModelId,
+    Price,
+    RawEntry,
+    ResponseError,
+    Source,
+    Timestamp,
+    canonical_from_provider_model,
+    catalog_row,
+    tier_entries,
+)
 
-SOURCE = "vercel"
+NAME = "vercel"
 
 # Tags that map to the catalog's boolean capability flags.
 TAG_FUNCTION_CALLING = "tool-use"
 TAG_VISION = "vision"
 TAG_REASONING = "reasoning"
-
-_MAX_BIGINT = 2**63 - 1
-# Postgres btree entries are capped at ~2.7 kB; the catalog's unique key must always fit.
-MAX_ID_BYTES = 1000
-# 9999-12-31T23:59:59Z: the last second a timestamptz and a Python datetime can both hold.
-_MAX_UNIX_SECONDS = 253_402_300_799
-
-
-def _count(value: Any) -> int:
-    """A token count: a non-negative integer (``128000.0`` is accepted, ``True`` is not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a non-negative integer, got {type(value).__name__}")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise ValueError(f"expected a non-negative integer, got {value!r}")
-    count = int(value)
-    if not 0 <= count <= _MAX_BIGINT:
-        raise ValueError(f"expected a non-negative integer, got {value!r}")
-    return count
-
-
-def _unix_seconds(value: Any) -> datetime:
-    """Unix seconds (int or float) → aware UTC datetime; ISO-8601 strings are accepted too."""
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            # Normalized to UTC here, so a time that only exists in its own zone (year 0 or
-            # 10000 once shifted) is refused now rather than by the database.
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise ValueError(f"expected unix seconds or an ISO-8601 time, got {shown!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected unix seconds, got {type(value).__name__}")
-    # Compare before any float conversion: 10**400 has no float.
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"unix seconds out of range: {value!r}")
-    if not 0 <= value <= _MAX_UNIX_SECONDS:
-        raise ValueError("unix seconds out of range")
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
-def _model_id(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string id, got {type(value).__name__}")
-    if len(value.encode("utf-8", errors="surrogatepass")) > MAX_ID_BYTES:
-        raise ValueError(f"id longer than {MAX_ID_BYTES} bytes")
-    return value
-
-
-Price = Annotated[Decimal, PlainValidator(parse_price)]
-Count = Annotated[int, PlainValidator(_count)]
-Timestamp = Annotated[datetime, PlainValidator(_unix_seconds)]
 
 
 class VercelPriceTier(BaseModel):
@@ -108,7 +66,7 @@ class VercelModel(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: Annotated[StrictStr, PlainValidator(_model_id)]
+    id: ModelId
     name: StrictStr | None = None
     owned_by: StrictStr | None = None
     description: StrictStr | None = None
@@ -122,19 +80,19 @@ class VercelModel(BaseModel):
     pricing: VercelPricing | None = None
 
 
-def _tiers_json(tiers: list[VercelPriceTier] | None) -> list[dict[str, Any]] | None:
-    """Tiers as stored: in the served order, ``min`` filled in, cost as an exact decimal string."""
-    if tiers is None:
-        return None
-    stored = []
-    for tier in tiers:
-        entry: dict[str, Any] = dict(tier.model_extra or {})
-        entry["cost"] = format(tier.cost, "f")
-        entry["min"] = tier.min
-        if tier.max is not None:
-            entry["max"] = tier.max
-        stored.append(entry)
-    return stored
+def entries(payload: Any) -> list[RawEntry]:
+    """Check the ``{"object": "list", "data": [...]}`` envelope; each entry carries its id."""
+    if not isinstance(payload, dict):
+        raise ResponseError(
+            f"expected a JSON object with a model list, got {type(payload).__name__}"
+        )
+    if payload.get("object") != "list" or not isinstance(payload.get("data"), list):
+        raise ResponseError(
+            'expected {"object": "list", "data": [...]}, got keys '
+            f"{sorted(payload)[:10]} with object={payload.get('object')!r} and data of type "
+            f"{type(payload.get('data')).__name__}"
+        )
+    return [(raw.get("id") if isinstance(raw, dict) else None, raw) for raw in payload["data"]]
 
 
 def _base_price(flat: Decimal | None, tiers: list[VercelPriceTier] | None) -> Decimal | None:
@@ -144,47 +102,105 @@ def _base_price(flat: Decimal | None, tiers: list[VercelPriceTier] | None) -> De
     return tiers[0].cost if tiers else None
 
 
-def catalog_row(model: VercelModel, raw: dict[str, Any]) -> dict[str, Any]:
+def _tiers(tiers: list[VercelPriceTier] | None) -> list[dict[str, Any]] | None:
+    if tiers is None:
+        return None
+    return tier_entries((t.cost, t.min, t.max, t.model_extra or {}) for t in tiers)
+
+
+def to_row(model: VercelModel, model_id: str, raw: dict[str, Any]) -> dict[str, Any]:
     """Map one validated gateway model to the normalized catalog columns."""
     pricing = model.pricing or VercelPricing()
     tags = list(model.tags or [])
     capabilities = list(tags)
     if model.type and model.type not in capabilities:
         capabilities.append(model.type)
-    provider, slash, _ = model.id.partition("/")
+    provider, slash, _ = model_id.partition("/")
     output_price = _base_price(pricing.output, pricing.output_tiers)
-    return {
-        "source": SOURCE,
-        "model_id": model.id,
-        "model_name": model.name,
+    return catalog_row(
+        source=NAME,
+        model_id=model_id,
+        canonical_model_id=canonical_id(model_id, raw),
+        model_name=model.name,
         # Ids are "provider/model"; an id without a usable provider part falls back to owner.
-        "provider": provider if slash and provider else model.owned_by,
-        "owned_by": model.owned_by,
-        "description": model.description,
-        "model_type": model.type,
-        "context_window": model.context_window,
-        "max_output_tokens": model.max_tokens,
-        "released_at": model.released,
-        "gateway_created_at": model.created,
-        "deprecated_at": model.deprecated_at,
-        "capabilities": capabilities,
-        "supports_function_calling": TAG_FUNCTION_CALLING in tags,
-        "supports_vision": TAG_VISION in tags,
-        "supports_reasoning": TAG_REASONING in tags,
-        "cost_per_1m_input": per_million(_base_price(pricing.input, pricing.input_tiers)),
-        "cost_per_1m_output": per_million(output_price),
-        "cost_per_1m_cache_read": per_million(
+        provider=provider if slash and provider else model.owned_by,
+        owned_by=model.owned_by,
+        description=model.description,
+        model_type=model.type,
+        context_window=model.context_window,
+        max_output_tokens=model.max_tokens,
+        released_at=model.released,
+        gateway_created_at=model.created,
+        deprecated_at=model.deprecated_at,
+        capabilities=capabilities,
+        supports_function_calling=TAG_FUNCTION_CALLING in tags,
+        supports_vision=TAG_VISION in tags,
+        supports_reasoning=TAG_REASONING in tags,
+        cost_per_1m_input=per_million(_base_price(pricing.input, pricing.input_tiers)),
+        cost_per_1m_output=per_million(output_price),
+        cost_per_1m_cache_read=per_million(
             _base_price(pricing.input_cache_read, pricing.input_cache_read_tiers)
         ),
-        "cost_per_1m_cache_write": per_million(
+        cost_per_1m_cache_write=per_million(
             _base_price(pricing.input_cache_write, pricing.input_cache_write_tiers)
         ),
-        "web_search_cost": pricing.web_search,
-        "input_tiers": _tiers_json(pricing.input_tiers),
-        "output_tiers": _tiers_json(pricing.output_tiers),
-        "input_cache_read_tiers": _tiers_json(pricing.input_cache_read_tiers),
-        "input_cache_write_tiers": _tiers_json(pricing.input_cache_write_tiers),
-        "cost_bucket": cost_bucket(output_price),
-        "pricing": raw.get("pricing"),
-        "raw": raw,
-    }
+        web_search_cost=pricing.web_search,
+        input_tiers=_tiers(pricing.input_tiers),
+        output_tiers=_tiers(pricing.output_tiers),
+        input_cache_read_tiers=_tiers(pricing.input_cache_read_tiers),
+        input_cache_write_tiers=_tiers(pricing.input_cache_write_tiers),
+        cost_bucket=cost_bucket(output_price),
+        pricing=raw.get("pricing"),
+        raw=raw,
+    )
+
+
+def canonical_id(model_id: str, raw: dict[str, Any]) -> str:
+    """Gateway ids are already ``provider/model``; only the provider's alias is unified."""
+    provider, _, name = model_id.partition("/")
+    return canonical_from_provider_model(provider, name or model_id)
+
+
+SOURCE = Source(
+    name=NAME,
+    title="Vercel AI Gateway",
+    default_url="https://ai-gateway.vercel.sh/v1/models",
+    # MODEL_SYNC_GATEWAY_URL is the name this project used while Vercel was its only source.
+    url_variables=("MODEL_SYNC_VERCEL_URL", "MODEL_SYNC_GATEWAY_URL"),
+    entries=entries,
+    model=VercelModel,
+    to_row=to_row,
+    canonical_id=canonical_id,
+    essential_fields=frozenset({"id", "pricing"}),
+    field_columns={
+        "name": ("model_name",),
+        "owned_by": ("owned_by", "provider"),
+        "description": ("description",),
+        "type": ("model_type", "capabilities"),
+        "context_window": ("context_window",),
+        "max_tokens": ("max_output_tokens",),
+        "created": ("gateway_created_at",),
+        "released": ("released_at",),
+        "deprecated_at": ("deprecated_at",),
+        "tags": (
+            "capabilities",
+            "supports_function_calling",
+            "supports_vision",
+            "supports_reasoning",
+        ),
+    },
+    column_price_paths=frozenset(
+        {
+            "input",
+            "output",
+            "input_cache_read",
+            "input_cache_write",
+            "web_search",
+            "input_tiers",
+            "output_tiers",
+            "input_cache_read_tiers",
+            "input_cache_write_tiers",
+        }
+    ),
+    pricing_unit="USD per token (web_search per search, image per image, video per second)",
+)

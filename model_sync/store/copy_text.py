@@ -40,16 +40,50 @@ def escape(value: str) -> str:
     )
 
 
+def _with_fragments(value: Any) -> Any:
+    """``value`` with each Decimal (a JSON number read from its text, see
+    ``sources.base.decode_json``) replaced by the same number text, which orjson writes as is:
+    exact, never through a binary float."""
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    if isinstance(value, dict):
+        return {key: _with_fragments(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_fragments(item) for item in value]
+    return value
+
+
+def _json_slow(value: Any) -> str:
+    """The standard library's JSON with Decimals written as numbers (for integers past 64
+    bits, which orjson refuses)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        members = (
+            json.dumps(str(key), ensure_ascii=False) + ":" + _json_slow(item)
+            for key, item in value.items()
+        )
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_slow(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def json_text(value: Any) -> str:
     """Compact JSON text for a jsonb cell.
 
-    orjson is ~3× faster than the standard library, and the raw models are the bulk of a load;
-    integers past 64 bits (which it refuses) fall back to ``json``.
+    orjson is ~3× faster than the standard library, and the raw models are the bulk of a load.
+    Models holding JSON numbers read as Decimals take a second pass; integers past 64 bits
+    (which orjson refuses) fall back to the standard library.
     """
     try:
         return orjson.dumps(value).decode()
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        pass
+    try:
+        return orjson.dumps(_with_fragments(value)).decode()
+    except TypeError:
+        return _json_slow(value)
 
 
 def _check_types(column: str, values: list[Any], allowed: tuple[type, ...]) -> None:
@@ -167,10 +201,13 @@ def copy_chunks(
     columns: Sequence[str],
     constants: dict[str, Any] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    extra_types: dict[str, Any] | None = None,
 ) -> Iterator[bytes]:
     """COPY text (UTF-8) for ``frame[columns]`` followed by ``constants`` (the same value in
-    every row), ``chunk_rows`` rows at a time. Column types come from ``table``."""
-    converters = [converter_for(table.c[column].type) for column in columns]
+    every row), ``chunk_rows`` rows at a time. Column types come from ``table`` (or, for
+    columns it does not have, ``extra_types``)."""
+    types = {**{column.name: column.type for column in table.columns}, **(extra_types or {})}
+    converters = [converter_for(types[column]) for column in columns]
     end = (
         "".join(
             "\t" + (NULL if value is None else converter_for(table.c[name].type)(name, [value])[0])

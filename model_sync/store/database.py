@@ -77,14 +77,42 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     return sqlalchemy_url(database_url or start_embedded_postgres(data_dir))
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, int], Engine] = {}
+_migrated: set[str] = set()
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
 
 
-def engine_for(url: str) -> Engine:
-    """One pooled engine per URL and process; ``pool_pre_ping`` survives a restarted server."""
-    engine = _engines.get(url)
+def engine_for(url: str, connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS) -> Engine:
+    """One pooled engine per URL and process; ``pool_pre_ping`` survives a restarted server.
+
+    Every connection has a connect timeout: a server that accepts TCP and never answers would
+    otherwise hold a caller for minutes (libpq waits forever, the kernel ~2 min).
+    """
+    key = (url, connect_timeout_seconds)
+    engine = _engines.get(key)
     if engine is None:
-        engine = _engines[url] = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        engine = _engines[key] = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=2,
+            max_overflow=2,
+            pool_timeout=connect_timeout_seconds,
+            connect_args={"connect_timeout": connect_timeout_seconds},
+        )
+    return engine
+
+
+def migrated_engine(
+    url: str, connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS
+) -> Engine:
+    """The engine, with the schema upgraded to head once per process (writers only: read paths
+    use :func:`engine_for`, so a read-only role can serve them)."""
+    from model_sync.store import migrate
+
+    engine = engine_for(url, connect_timeout_seconds)
+    if url not in _migrated:
+        migrate.upgrade(engine)
+        _migrated.add(url)
     return engine
 
 
@@ -92,6 +120,7 @@ def dispose_engines() -> None:
     """Close every pooled connection this process holds (tests, forked workers)."""
     while _engines:
         _engines.popitem()[1].dispose()
+    _migrated.clear()
 
 
 # SQLSTATE classes and codes that deserve a plain-words explanation.

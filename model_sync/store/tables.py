@@ -17,6 +17,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     Table,
@@ -35,6 +36,8 @@ ai_models = Table(
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column("source", Text, nullable=False),
     Column("model_id", Text, nullable=False),
+    # provider/model, lowercase, the same across sources (README "Model identity").
+    Column("canonical_model_id", Text),
     Column("model_name", Text),
     Column("provider", Text),
     Column("owned_by", Text),
@@ -67,11 +70,16 @@ ai_models = Table(
     Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("last_changed_run_id", Text),
+    # A served value could not be read: since when, and why. The row keeps its last valid
+    # values (and stays active) until the model parses again.
+    Column("stale_since", DateTime(timezone=True)),
+    Column("stale_reason", Text),
     # User-owned: set by people and applications, never written by the sync.
     Column("is_recommended", Boolean, nullable=False, server_default=false()),
     Column("priority", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("source", "model_id", name="ai_models_source_model_id_key"),
     Index("ai_models_active_provider_idx", "is_active", "provider"),
+    Index("ai_models_canonical_idx", "canonical_model_id"),
 )
 
 model_sync_runs = Table(
@@ -100,6 +108,16 @@ model_sync_runs = Table(
     Column("accept_reason", Text),
     Column("anomalies", JSONB),
     Column("warnings", JSONB),
+    # Served models kept with their last valid values, and why each could not be read.
+    Column("stale", Integer),
+    Column("stale_models", JSONB),
+    # The response's key paths and value types, and how they moved since the last success.
+    Column("schema_profile", JSONB),
+    Column("schema_drift", JSONB),
+    # The transform that read the body: a body synced by the same transform need not be again.
+    Column("transform_version", Text),
+    # The body equalled the last synced one: nothing was transformed, diffed or written.
+    Column("unchanged_body", Boolean, nullable=False, server_default=false()),
     CheckConstraint("status IN ('success', 'failed')", name="model_sync_runs_status_check"),
     Index("model_sync_runs_source_finished_idx", "source", "finished_at"),
 )
@@ -161,6 +179,8 @@ CHANGE_TYPES = (
     "capabilities_changed",
     "limits_changed",
     "deprecated",
+    "stale",
+    "recovered",
 )
 
 ai_model_changes = Table(
@@ -213,6 +233,32 @@ webhook_outbox = Table(
         "next_attempt_at",
         postgresql_where=text("delivered_at IS NULL"),
     ),
+)
+
+# Every distinct response body of every source, compressed, once (by sha256), so the catalog's
+# history can be rebuilt from what was really served (``model-sync rebuild``).
+response_archive = Table(
+    "response_archive",
+    metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("first_fetched_at", DateTime(timezone=True), nullable=False),
+    Column("byte_count", BigInteger, nullable=False),
+    Column("compression", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+# When each source served a body different from the one it served before: the order in which
+# the archive replays. A body repeated unchanged adds nothing here either.
+response_captures = Table(
+    "response_captures",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("sha256", Text, ForeignKey("response_archive.sha256"), nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Index("response_captures_source_time_idx", "source", "fetched_at"),
 )
 
 # Columns a sync may write: everything the transform produces. The user-owned columns are
