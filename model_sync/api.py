@@ -1,46 +1,59 @@
 """HTTP API: trigger a sync and read its stats, behind JWT bearer auth.
 
 It keeps the NestJS module's two endpoints for the services that call them. A sync triggered
-here runs the same Dagster job as the schedule, on the same Dagster instance
-(``$DAGSTER_HOME``), so it appears in the UI's run list, tagged ``model_sync/triggered_by=api``.
+here is a run of the same Dagster job as the schedule, submitted to the instance in
+``$DAGSTER_HOME`` (queued, limited and launched like every other run) and tagged
+``model_sync/triggered_by=api``. One sync at a time, across replicas: the check for a running
+sync and the submission happen under a Postgres advisory lock.
 
-Start it with ``model-sync-api [--host 127.0.0.1] [--port 8000]``.
+Start it with ``model-sync-api [--host 127.0.0.1] [--port 8000] [--workspace workspace.yaml]``.
 """
 
+from __future__ import annotations
+
 import argparse
+import asyncio
+import itertools
 import logging
 import os
 import sys
-import threading
+import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model_sync.auth import InvalidToken, TokenVerifier, describe
-from model_sync.definitions import build_definitions
-from model_sync.schedules import SYNC_JOB_NAME
+from model_sync.auth import ConfigurationError, InvalidToken, TokenVerifier, describe
 from model_sync.settings import Settings, SettingsError
+from model_sync.store import database
 from model_sync.store.database import describe_database_error
-from model_sync.store.sync import catalog_stats, iso_utc, last_successful_sync
+from model_sync.store.runs import catalog_stats, iso_utc, last_successful_sync
+from model_sync.store.tables import api_sync_requests
 
 logger = logging.getLogger("model_sync.api")
 
 TRIGGER_TAG = "model_sync/triggered_by"
-IN_PROGRESS = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
+REQUESTER_TAG = "model_sync/requested_by"
 # HTTP status for each kind of sync failure (set by the assets on their Failure metadata).
 FAILURE_STATUS = {"gateway": 502, "refused": 422, "database": 503, "config": 400}
-COUNT_KEYS = ("total", "created", "updated", "unchanged", "deactivated", "reactivated", "failed")
+# A request head larger than this is refused (431) by the HTTP parser itself, before anything
+# reads a token: a 64 MiB Authorization header costs nothing but the first 16 KiB.
+MAX_HEADER_BYTES = 16 * 1024
+LOGGED_TOKEN_ERROR_CHARS = 200
+# Serializes "is a sync running? if not, submit one" across API replicas (any 64-bit key).
+SUBMIT_LOCK_KEY = 0x6D5F617069  # "m_api"
+SUBMIT_LOCK_TIMEOUT_MS = 10_000
+POLL_SECONDS = 0.5
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class SyncCountsOut(BaseModel):
@@ -51,7 +64,9 @@ class SyncCountsOut(BaseModel):
     deactivated: int
     reactivated: int
     failed: int
+    stale: int = 0
     runId: str
+    sources: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class SyncResponse(BaseModel):
@@ -82,49 +97,81 @@ class Unauthorized(Exception):
         self.token_sent = token_sent
 
 
-def create_app(
-    settings: Settings,
-    verifier: TokenVerifier | None,
-    instance: DagsterInstance | None = None,
-) -> FastAPI:
+class SyncBackend:
+    """What the sync endpoint needs from Dagster: submit a run, find a running one, read one.
+
+    ``model_sync.dagster_runs`` in production; tests may hand in the same object."""
+
+    def __init__(self, instance, submitter):
+        self.instance = instance
+        self.submitter = submitter
+
+    def running(self) -> str | None:
+        from model_sync.dagster_runs import running_sync
+
+        return running_sync(self.instance)
+
+    def submit(self, tags: dict[str, str]) -> str:
+        return self.submitter.submit(tags)
+
+    def outcome(self, run_id: str):
+        from model_sync.dagster_runs import run_outcome
+
+        return run_outcome(self.instance, run_id)
+
+
+def create_app(settings: Settings, verifier: TokenVerifier | None, backend: SyncBackend) -> FastAPI:
     """The ASGI app. ``verifier=None`` means no auth: only for --insecure-no-auth."""
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def(SYNC_JOB_NAME)
-    catalog = defs.resources["catalog"]
-    # One sync at a time from this process; syncs from elsewhere are seen in the run storage.
-    local_sync = threading.Lock()
+    refused_tokens = itertools.count(1)
+    api = settings.api
+
+    def engine() -> Engine:
+        # Never migrates: a read-only role can serve the read endpoints.
+        url = database.resolve_database_url(settings.database_url, settings.embedded_data_dir())
+        return database.engine_for(url, settings.db_connect_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if instance is not None:
-            app.state.instance = instance
-            yield
-            return
-        if os.environ.get("DAGSTER_HOME"):
-            app.state.instance = DagsterInstance.get()
-        else:
-            logger.warning(
-                "DAGSTER_HOME is not set: API-triggered runs go to a temporary Dagster instance "
-                "and will not show in the UI's run list"
-            )
-            app.state.instance = DagsterInstance.ephemeral()
         yield
 
     app = FastAPI(
         title="model_sync API",
-        version="1.0.0",
+        version="1.1.0",
         description="Trigger an AI model catalog sync and read its stats.",
         lifespan=lifespan,
+        # No redirects built from the client's Host header: /sync-stats/ is simply not found.
+        redirect_slashes=False,
     )
     bearer = HTTPBearer(auto_error=False, description="A JWT (HS256, RS256 or ES256).")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
         # RFC 6750 §3.1: no error code when the request carried no credentials at all.
         challenge = 'Bearer error="invalid_token"' if exc.token_sent else "Bearer"
         return JSONResponse(
-            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": challenge}
+            {"error": "unauthorized"},
+            status_code=401,
+            headers={"WWW-Authenticate": challenge, **SECURITY_HEADERS},
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {404: "not found", 405: "method not allowed"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return JSONResponse(
+            {"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid request"}, status_code=422)
 
     def authenticated(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -132,60 +179,116 @@ def create_app(
         if verifier is None:
             return {}
         if credentials is None or credentials.scheme.lower() != "bearer":
+            logger.info("401 #%d: no bearer token", next(refused_tokens))
             raise Unauthorized(token_sent=False)
         try:
             return verifier.verify(credentials.credentials)
         except InvalidToken as error:
-            logger.info("refused a token: %s", error)
+            logger.info(
+                "401 #%d: refused a token: %s",
+                next(refused_tokens),
+                str(error)[:LOGGED_TOKEN_ERROR_CHARS],
+            )
             raise Unauthorized(token_sent=True) from None
 
     unauthorized = {401: {"model": ErrorResponse, "description": "Missing or invalid token."}}
 
-    @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
+    @app.api_route("/healthz", methods=["GET", "HEAD"], response_model=HealthResponse, tags=["ops"])
     def healthz() -> HealthResponse:
         return HealthResponse(status="ok")
 
-    def _running_sync(dagster_instance: DagsterInstance) -> str | None:
-        for record in dagster_instance.get_run_records(RunsFilter(statuses=IN_PROGRESS), limit=50):
-            run = record.dagster_run
-            if run.job_name == SYNC_JOB_NAME or AssetKey("ai_models") in (
-                run.asset_selection or ()
-            ):
-                return run.run_id
-        return None
+    def record_request(claims: dict[str, Any], status: int, outcome: str, run_id: str | None):
+        try:
+            with engine().begin() as connection:
+                connection.execute(
+                    insert(api_sync_requests).values(
+                        subject=str(claims.get("sub"))[:200] if claims.get("sub") else None,
+                        status_code=status,
+                        outcome=outcome,
+                        run_id=run_id,
+                    )
+                )
+        except SQLAlchemyError as error:
+            logger.warning("could not record the sync request: %s", describe_database_error(error))
+        logger.info(
+            "sync request by %s: %s %s (run %s)", claims.get("sub"), status, outcome, run_id
+        )
+
+    def submit_or_find(claims: dict[str, Any]) -> tuple[str, bool]:
+        """(run id, submitted): under the advisory lock, the running sync or a new one."""
+        with engine().connect() as connection:
+            connection.execute(text(f"SET lock_timeout = {SUBMIT_LOCK_TIMEOUT_MS}"))
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SUBMIT_LOCK_KEY})
+            try:
+                running = backend.running()
+                if running:
+                    return running, False
+                tags = {TRIGGER_TAG: "api"}
+                if claims.get("sub"):
+                    tags[REQUESTER_TAG] = str(claims["sub"])[:200]
+                return backend.submit(tags), True
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": SUBMIT_LOCK_KEY}
+                )
+                connection.commit()
+
+    sync_responses = {
+        **unauthorized,
+        202: {"model": SyncResponse, "description": "Still running; poll sync-runs/{runId}."},
+        409: {"model": SyncResponse, "description": "A sync is already running."},
+        422: {"model": SyncResponse, "description": "The new catalog was refused."},
+        502: {"model": SyncResponse, "description": "A source failed."},
+        503: {"model": SyncResponse, "description": "The database is unavailable."},
+        500: {"model": SyncResponse, "description": "The sync failed."},
+    }
 
     @app.post(
         "/api/v1/scheduler/sync-models",
         response_model=SyncResponse,
-        responses={
-            **unauthorized,
-            409: {"model": SyncResponse, "description": "A sync is already running."},
-            422: {"model": SyncResponse, "description": "The new catalog was refused."},
-            502: {"model": SyncResponse, "description": "The gateway failed."},
-            503: {"model": SyncResponse, "description": "The database is unavailable."},
-            500: {"model": SyncResponse, "description": "The sync failed."},
-        },
+        responses=sync_responses,
         tags=["scheduler"],
     )
-    def sync_models(
-        request: Request, claims: Annotated[dict[str, Any], Depends(authenticated)]
+    async def sync_models(
+        claims: Annotated[dict[str, Any], Depends(authenticated)],
     ) -> JSONResponse:
-        dagster_instance: DagsterInstance = request.app.state.instance
-        if not local_sync.acquire(blocking=False):
-            return _busy(_running_sync(dagster_instance))
         try:
-            running = _running_sync(dagster_instance)
-            if running:
-                return _busy(running)
-            tags = {TRIGGER_TAG: "api"}
-            if claims.get("sub"):
-                tags["model_sync/requested_by"] = str(claims["sub"])[:200]
-            result = job.execute_in_process(
-                instance=dagster_instance, tags=tags, raise_on_error=False
-            )
-        finally:
-            local_sync.release()
-        return _sync_response(result)
+            run_id, submitted = await run_in_threadpool(submit_or_find, claims)
+        except SQLAlchemyError as error:
+            logger.warning("sync unavailable: %s", describe_database_error(error))
+            await run_in_threadpool(record_request, claims, 503, "database unavailable", None)
+            return _failure("database unavailable", None, 503)
+        if not submitted:
+            await run_in_threadpool(record_request, claims, 409, "already running", run_id)
+            return _failure("a sync is already running", run_id, 409)
+        response, outcome = await _wait_for(run_id, api.sync_wait_seconds)
+        await run_in_threadpool(record_request, claims, response.status_code, outcome, run_id)
+        return response
+
+    @app.get(
+        "/api/v1/scheduler/sync-runs/{run_id}",
+        response_model=SyncResponse,
+        responses={**sync_responses, 404: {"model": ErrorResponse}},
+        tags=["scheduler"],
+    )
+    async def sync_run(
+        run_id: str, claims: Annotated[dict[str, Any], Depends(authenticated)]
+    ) -> JSONResponse:
+        response, _ = await _wait_for(run_id, 0)
+        return response
+
+    async def _wait_for(run_id: str, wait_seconds: float) -> tuple[JSONResponse, str]:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            outcome = await run_in_threadpool(backend.outcome, run_id)
+            if outcome is None:
+                return JSONResponse({"error": "not found"}, status_code=404), "not found"
+            if outcome.finished:
+                return _finished(outcome)
+            if time.monotonic() >= deadline:
+                body = {"success": False, "error": "the sync is still running", "runId": run_id}
+                return JSONResponse(body, status_code=202), "accepted"
+            await asyncio.sleep(POLL_SECONDS)
 
     @app.get(
         "/api/v1/scheduler/sync-stats",
@@ -195,7 +298,11 @@ def create_app(
     )
     def sync_stats(claims: Annotated[dict[str, Any], Depends(authenticated)]) -> Any:
         try:
-            with catalog.engine().connect() as connection:
+            with engine().begin() as connection:
+                connection.execute(
+                    text("SELECT set_config('statement_timeout', :ms, true)"),
+                    {"ms": f"{round(api.read_timeout_seconds * 1000)}ms"},
+                )
                 active, inactive = catalog_stats(connection)
                 last = last_successful_sync(connection)
         except SQLAlchemyError as error:
@@ -211,46 +318,80 @@ def create_app(
     return app
 
 
-def _busy(run_id: str | None) -> JSONResponse:
-    return JSONResponse(
-        {"success": False, "error": "a sync is already running", "runId": run_id},
-        status_code=409,
-    )
+def _failure(error: str, run_id: str | None, status: int) -> JSONResponse:
+    return JSONResponse({"success": False, "error": error, "runId": run_id}, status_code=status)
 
 
-def _sync_response(result) -> JSONResponse:
-    run_id = result.run_id
-    if result.success:
-        materializations = [
-            event
-            for event in result.get_asset_materialization_events()
-            if event.asset_key == AssetKey("ai_models")
-        ]
-        if not materializations:  # MODEL_SYNC_CONCURRENT_SYNC=skip and another sync held the lock
-            return _busy(None)
-        metadata = materializations[-1].materialization.metadata
-        counts = {key: int(metadata[key].value) for key in COUNT_KEYS}
-        return JSONResponse({"success": True, "result": {**counts, "runId": run_id}})
-    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    error, kind = "the sync failed", None
-    if failures:
-        data = failures[-1].step_failure_data.user_failure_data
-        if data is not None:
-            error = data.description or error
-            kind_value = data.metadata.get("failure_kind")
-            kind = kind_value.value if kind_value is not None else None
-        elif failures[-1].step_failure_data.error is not None:
-            error = failures[-1].step_failure_data.error.message.strip().splitlines()[0]
-    return JSONResponse(
-        {"success": False, "error": error, "runId": run_id},
-        status_code=FAILURE_STATUS.get(kind, 500),
-    )
+def _finished(outcome) -> tuple[JSONResponse, str]:
+    from dagster import DagsterRunStatus
+
+    if outcome.status == DagsterRunStatus.SUCCESS and not outcome.failures:
+        if not outcome.counts:  # MODEL_SYNC_CONCURRENT_SYNC=skip: another sync held the lock
+            return _failure("a sync is already running", None, 409), "skipped"
+        result = {**outcome.totals(), "runId": outcome.run_id, "sources": outcome.counts}
+        return JSONResponse({"success": True, "result": result}), "success"
+    kinds = [kind for _step, kind, _message in outcome.failures]
+    # The most telling failure decides the status: a refusal, then a gateway, then the database.
+    kind = next((k for k in ("refused", "gateway", "database", "config") if k in kinds), None)
+    if outcome.failures:
+        message = "; ".join(f"{step}: {message}" for step, _kind, message in outcome.failures)
+    else:
+        message = f"the run ended {outcome.status.value.lower()}"
+    status = FAILURE_STATUS.get(kind, 500)
+    if kind == "database":
+        message = "database unavailable"  # host, port and name stay in the run's log
+    return _failure(message[:2000], outcome.run_id, status), f"failed: {kind or 'error'}"
+
+
+def header_limited_h11():
+    """uvicorn's h11 protocol with the request head capped at MAX_HEADER_BYTES: h11 stops
+    reading at the cap (memory stays bounded, no token is parsed) and hints 431, which this
+    answers instead of uvicorn's generic 400."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Connection(h11.Connection):
+        error_status_hint = 400
+
+        def next_event(self):
+            try:
+                return super().next_event()
+            except h11.RemoteProtocolError as error:
+                self.error_status_hint = error.error_status_hint
+                raise
+
+    class Protocol(H11Protocol):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.conn = Connection(h11.SERVER, MAX_HEADER_BYTES)
+
+        def send_400_response(self, msg: str) -> None:
+            if self.conn.error_status_hint != 431:
+                return super().send_400_response(msg)
+            body = b'{"error": "request header fields too large"}'
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: application/json\r\n"
+                + f"content-length: {len(body)}\r\n".encode()
+                + b"connection: close\r\n\r\n"
+                + body
+            )
+            self.transport.close()
+
+    return Protocol
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="model-sync-api", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="workspace.yaml of the deployment (default: ./workspace.yaml if present), so API "
+        "runs use the same code location as the webserver and daemon",
+    )
     parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -260,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
-        verifier = TokenVerifier.from_settings(settings)
-    except (SettingsError, ValueError, OSError) as error:
+        verifier = TokenVerifier.from_settings(settings.api)
+    except (SettingsError, ConfigurationError) as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     if verifier is None and not args.insecure_no_auth:
@@ -272,6 +413,19 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if not os.environ.get("DAGSTER_HOME"):
+        print(
+            "configuration error: DAGSTER_HOME is not set: API syncs are runs of the Dagster "
+            "instance shared with the webserver and daemon (README, 'Running in production')",
+            file=sys.stderr,
+        )
+        return 2
+    workspace = args.workspace or (
+        Path("workspace.yaml") if Path("workspace.yaml").is_file() else None
+    )
+    if workspace is not None and not workspace.is_file():
+        print(f"configuration error: --workspace {workspace}: no such file", file=sys.stderr)
+        return 2
     if verifier is None:
         logger.warning("!" * 72)
         logger.warning("AUTHENTICATION IS DISABLED (--insecure-no-auth): anyone who can reach")
@@ -281,9 +435,30 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("!" * 72)
     else:
         logger.info("JWT auth: %s", describe(verifier))
+
+    from dagster import DagsterInstance
+
+    from model_sync.dagster_runs import CodeLocationError, RunSubmitter
+
+    instance = DagsterInstance.get()
+    try:
+        submitter = RunSubmitter(instance, workspace)
+    except CodeLocationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     import uvicorn
 
-    uvicorn.run(create_app(settings, verifier), host=args.host, port=args.port)
+    try:
+        uvicorn.run(
+            create_app(settings, verifier, SyncBackend(instance, submitter)),
+            host=args.host,
+            port=args.port,
+            http=header_limited_h11(),
+            # SIGTERM: stop taking requests, give running ones a few seconds, then go.
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        submitter.close()
     return 0
 
 

@@ -17,14 +17,34 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from model_sync.settings import Settings
+from model_sync.settings import ApiSettings
 
 ALLOWED_ALGORITHMS = ("HS256", "RS256", "ES256")
 CLOCK_SKEW_SECONDS = 10
 
 
+MIN_SECRET_BYTES = 32
+
+
 class InvalidToken(Exception):
     """Any reason to refuse a token; the reason is logged, never sent to the client."""
+
+
+class ConfigurationError(ValueError):
+    """The API's key material cannot be used; the message names the variable and the file."""
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _read(variable: str, path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigurationError(
+            f"{variable}={path}: cannot read it ({error.strerror or error})"
+        ) from None
 
 
 def _algorithm_for(key: Any) -> str:
@@ -42,30 +62,56 @@ class TokenVerifier:
     public_keys: dict[str, list[tuple[str | None, Any]]] = field(default_factory=dict)
     issuer: str | None = None
     audience: str | None = None
+    max_lifetime_seconds: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TokenVerifier | None:
-        """The configured verifier, or None when no key material is configured at all."""
+    def from_settings(cls, api: ApiSettings) -> TokenVerifier | None:
+        """The configured verifier, or None when no key material is configured at all.
+
+        Raises :class:`ConfigurationError` — one line naming the variable (and the file) — for
+        a secret too short to resist guessing, a missing or unreadable key file, a file that
+        is not a PEM public key, or a JWKS that is not usable.
+        """
+        secret = api.jwt_secret
+        if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"MODEL_SYNC_JWT_SECRET is {len(secret.encode())} bytes; an HS256 secret needs "
+                f"at least {MIN_SECRET_BYTES} (e.g. openssl rand -hex 32)"
+            )
         verifier = cls(
-            secret=settings.jwt_secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            secret=secret,
+            issuer=api.jwt_issuer,
+            audience=api.jwt_audience,
+            max_lifetime_seconds=api.jwt_max_lifetime_seconds,
         )
-        if settings.jwt_public_key_file:
-            verifier.add_public_key(load_pem_public_key(settings.jwt_public_key_file.read_bytes()))
-        if settings.jwt_jwks_file:
-            verifier.add_jwks(settings.jwt_jwks_file)
+        if api.jwt_public_key_file:
+            variable, path = "MODEL_SYNC_JWT_PUBLIC_KEY_FILE", api.jwt_public_key_file
+            data = _read(variable, path)
+            try:
+                verifier.add_public_key(load_pem_public_key(data))
+            except (ValueError, TypeError) as error:
+                raise ConfigurationError(
+                    f"{variable}={path}: not a usable PEM public key ({_first_line(error)})"
+                ) from None
+        if api.jwt_jwks_file:
+            variable, path = "MODEL_SYNC_JWT_JWKS_FILE", api.jwt_jwks_file
+            try:
+                verifier.add_jwks(_read(variable, path).decode("utf-8", "replace"))
+            except ValueError as error:
+                raise ConfigurationError(f"{variable}={path}: {_first_line(error)}") from None
         return verifier if verifier.secret or verifier.public_keys else None
 
     def add_public_key(self, key: Any, kid: str | None = None) -> None:
         self.public_keys.setdefault(_algorithm_for(key), []).append((kid, key))
 
-    def add_jwks(self, path: Path) -> None:
+    def add_jwks(self, text: str) -> None:
         try:
-            key_set = jwt.PyJWKSet.from_json(Path(path).read_text())
+            key_set = jwt.PyJWKSet.from_json(text)
         except (jwt.PyJWTError, ValueError) as error:
-            raise ValueError(f"{path}: not a usable JWKS: {error}") from None
+            raise ValueError(f"not a usable JWKS: {error}") from None
         for jwk in key_set.keys:
             if jwk.key_type == "oct":
-                raise ValueError(f"{path}: symmetric keys do not belong in a JWKS of public keys")
+                raise ValueError("symmetric keys do not belong in a JWKS of public keys")
             self.add_public_key(jwk.key, jwk.key_id)
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -87,10 +133,12 @@ class TokenVerifier:
             if not keys:
                 raise InvalidToken(f"no {algorithm} key for kid {kid!r}")
         required = ["exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
+        if self.max_lifetime_seconds is not None:
+            required.append("iat")
         last_error: Exception | None = None
         for key in keys:
             try:
-                return jwt.decode(
+                claims = jwt.decode(
                     token,
                     key,
                     algorithms=[algorithm],
@@ -101,9 +149,28 @@ class TokenVerifier:
                 )
             except jwt.InvalidSignatureError as error:
                 last_error = error  # another key of the set may match
+                continue
             except jwt.PyJWTError as error:
                 raise InvalidToken(f"{type(error).__name__}: {error}") from None
+            return self._check_times(claims)
         raise InvalidToken(f"bad signature: {last_error}")
+
+    def _check_times(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """RFC 7519 NumericDate: exp, nbf and iat are numbers (PyJWT also takes numeric
+        strings); and a token may not live longer than the configured maximum."""
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise InvalidToken(f"claim {name!r} is not a number")
+        if self.max_lifetime_seconds is not None:
+            lifetime = claims["exp"] - claims["iat"]
+            if lifetime > self.max_lifetime_seconds:
+                raise InvalidToken(
+                    f"token lives {lifetime:.0f} s, over MODEL_SYNC_JWT_MAX_LIFETIME_SECONDS"
+                )
+        return claims
 
 
 def describe(verifier: TokenVerifier) -> str:

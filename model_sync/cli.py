@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from model_sync.settings import Settings, SettingsError
-from model_sync.store import database, migrate
+from model_sync.store import database
 
 MATERIALIZE_COMMAND = [
     "dagster",
@@ -27,7 +27,12 @@ MATERIALIZE_COMMAND = [
 ]
 
 
-def _sync(_settings: Settings) -> int:
+def _writer_engine(settings: Settings):
+    url = database.resolve_database_url(settings.database_url, settings.embedded_data_dir())
+    return database.migrated_engine(url, settings.db_connect_timeout_seconds)
+
+
+def _sync(settings: Settings, args: argparse.Namespace) -> int:
     executable = shutil.which("dagster")
     if executable is None:
         print("the `dagster` command is not on PATH; install the project first", file=sys.stderr)
@@ -35,52 +40,71 @@ def _sync(_settings: Settings) -> int:
     return subprocess.call([executable, *MATERIALIZE_COMMAND[1:]])
 
 
-def _migrate(settings: Settings) -> int:
-    engine = database.engine_for(
-        database.resolve_database_url(settings.database_url, settings.data_dir)
-    )
-    revision = migrate.upgrade(engine)
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from model_sync.store import migrate
+
+    url = database.resolve_database_url(settings.database_url, settings.embedded_data_dir())
+    revision = migrate.upgrade(database.engine_for(url, settings.db_connect_timeout_seconds))
     print(f"catalog schema is at revision {revision}")
     return 0
 
 
-def _backfill(settings: Settings, folder: str) -> int:
-    from decimal import Decimal
-
-    from model_sync.backfill import backfill
+def _replay_errors():
+    from model_sync.gateway import GatewayError
+    from model_sync.service import SyncFailed
     from model_sync.store.sync import SyncRefused
 
-    engine = database.engine_for(
-        database.resolve_database_url(settings.database_url, settings.data_dir)
-    )
-    migrate.upgrade(engine)
+    return (SyncFailed, SyncRefused, GatewayError, ValueError)
+
+
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from model_sync.backfill import backfill
+    from model_sync.sources import get_source
+
+    source_name = args.source or settings.source_names[0]
     try:
-        backfill(
-            engine,
-            Path(folder),
-            max_deactivation_share=settings.max_deactivation_share,
-            anomaly_fail_factor=Decimal(str(settings.anomaly_fail_factor)),
-            anomaly_warn_factor=Decimal(str(settings.anomaly_warn_factor)),
-        )
-    except (SyncRefused, ValueError) as error:
+        source = get_source(source_name)
+    except KeyError as error:
+        print(f"backfill stopped: {error.args[0]}", file=sys.stderr)
+        return 2
+    try:
+        backfill(_writer_engine(settings), Path(args.folder), source=source, policy=settings.sync)
+    except _replay_errors() as error:
         print(f"backfill stopped: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-def _db_url(settings: Settings) -> int:
-    if settings.database_url:
-        print(settings.database_url)
-    else:
-        print(database.start_embedded_postgres(settings.data_dir))
+def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from model_sync.backfill import rebuild
+
+    engine = _writer_engine(settings)
+    archive_engine = None
+    if args.from_url:
+        archive_engine = database.engine_for(
+            database.sqlalchemy_url(args.from_url), settings.db_connect_timeout_seconds
+        )
+    try:
+        rebuild(engine, archive_engine=archive_engine, policy=settings.sync)
+    except _replay_errors() as error:
+        print(f"rebuild stopped: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _stop_db(settings: Settings) -> int:
+def _db_url(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url:
+        print(settings.database_url)
+    else:
+        print(database.start_embedded_postgres(settings.embedded_data_dir()))
+    return 0
+
+
+def _stop_db(settings: Settings, args: argparse.Namespace) -> int:
     if settings.database_url:
         print("MODEL_SYNC_DATABASE_URL is set: there is no embedded server to stop")
         return 0
-    stopped = database.stop_embedded_postgres(settings.data_dir)
+    stopped = database.stop_embedded_postgres(settings.embedded_data_dir())
     print("stopped the embedded PostgreSQL" if stopped else "no embedded PostgreSQL is running")
     return 0
 
@@ -95,6 +119,10 @@ COMMANDS = {
         _backfill,
         "load a folder of saved responses, oldest first, into the catalog and its history",
     ),
+    "rebuild": (
+        _rebuild,
+        "rebuild a fresh catalog's history from the response archive, in capture order",
+    ),
     "db-url": (_db_url, "print the catalog database URL (starts the embedded server if needed)"),
     "stop-db": (_stop_db, "stop the embedded PostgreSQL server"),
 }
@@ -106,7 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_handler, help_text) in COMMANDS.items():
         command = commands.add_parser(name, help=help_text)
         if name == "backfill":
-            command.add_argument("folder", help="folder of saved /v1/models responses")
+            command.add_argument("folder", help="folder of saved model-list responses")
+            command.add_argument(
+                "--source", help="which source the files come from (default: the first enabled)"
+            )
+        if name == "rebuild":
+            command.add_argument(
+                "--from",
+                dest="from_url",
+                help="postgresql:// URL of the catalog whose archive to replay "
+                "(default: this catalog's own archive)",
+            )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -115,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     handler, _help = COMMANDS[args.command]
-    if args.command == "backfill":
-        return handler(settings, args.folder)
-    return handler(settings)
+    return handler(settings, args)
 
 
 if __name__ == "__main__":

@@ -121,13 +121,15 @@ def sync_response(
     acceptance: Acceptance | None = None,
     webhook_urls: Sequence[str] = (),
     skip_unchanged: bool = True,
+    archive_body: bool = True,
 ) -> SyncOutcome:
     """Sync ``source`` from one fetched body. Raises ``GatewayError`` for a body that is not
     the source's model list, ``SyncBusy`` when told to skip a running sync, and
     :class:`SyncFailed` (recorded) when the write was refused or failed."""
     policy = policy or SyncPolicy()
     started_at = datetime.now(UTC)
-    archived_new = archive.archive_response(engine, source.name, fetched)
+    # A replay from the archive (model-sync rebuild) does not archive its bodies again.
+    archived_new = archive_body and archive.archive_response(engine, source.name, fetched)
     version_now = transform_version(source)
     record = RunRecord(
         run_id=run_id,

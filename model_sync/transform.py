@@ -260,3 +260,11 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             for column, dtype in (FRAME_DTYPES | MARK_DTYPES).items()
         }
     )
+
+
+def normalize_models(models: Iterable[Any], source: Source) -> NormalizedModels:
+    """Normalize model objects that carry their id under ``"id"`` (as list envelopes serve
+    them) — for callers holding the model list rather than a whole response."""
+    return normalize(
+        source, ((model.get("id") if isinstance(model, dict) else None, model) for model in models)
+    )

@@ -8,9 +8,11 @@ other. Set ``MODEL_SYNC_TEST_ADMIN_URL`` to point the suite at another server.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -19,12 +21,52 @@ from sqlalchemy import Engine
 
 from model_sync.definitions import build_definitions
 from model_sync.schedules import SYNC_JOB_NAME
-from model_sync.settings import Settings
+from model_sync.settings import ApiSettings, HttpSettings, Settings, SyncPolicy, WebhookSettings
 from model_sync.store import database, migrate
 
-ADMIN_URL = os.environ.get(
-    "MODEL_SYNC_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+ADMIN_URL_VARIABLE = "MODEL_SYNC_TEST_ADMIN_URL"
+LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _embedded_admin_url() -> str:
+    """A fresh machine has no Postgres: start the embedded one the project ships (pgserver),
+    once per test session, in a temporary folder it removes again at exit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="model_sync_test_pg_"))
+    server = pgserver.get_server(folder / "pgdata", cleanup_mode="stop")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _EMBEDDED.append(server)  # keeps the handle (and so the server) alive for the session
+    return server.get_uri("postgres")
+
+
+_EMBEDDED: list = []
+
+
+def _admin_url() -> str:
+    """``MODEL_SYNC_TEST_ADMIN_URL`` when set (an unreachable one fails clearly); else the
+    local server on 127.0.0.1:5432; else the embedded Postgres."""
+    explicit = (os.environ.get(ADMIN_URL_VARIABLE) or "").strip()
+    if explicit:
+        return explicit
+    if _listening("127.0.0.1", 5432):
+        return LOCAL_ADMIN_URL
+    return _embedded_admin_url()
+
+
+ADMIN_URL = _admin_url()
 
 
 def _admin() -> psycopg.Connection:
@@ -33,16 +75,19 @@ def _admin() -> psycopg.Connection:
     except psycopg.OperationalError as error:
         pytest.exit(
             f"cannot reach the test Postgres at {ADMIN_URL} ({error}); start it, or set "
-            "MODEL_SYNC_TEST_ADMIN_URL",
+            f"{ADMIN_URL_VARIABLE}",
             returncode=3,
         )
 
 
 def _url_for(name: str) -> str:
+    """The URL of database ``name`` on the test server (TCP, or the embedded server's socket)."""
     base = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
-    user = base.get("user", "postgres")
-    host = base.get("host", "127.0.0.1")
-    port = base.get("port", "5432")
+    user = base.get("user") or "postgres"
+    host = base.get("host") or "127.0.0.1"
+    port = base.get("port") or "5432"
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{name}?host={quote(host, safe='')}&port={port}"
     return f"postgresql://{user}@{host}:{port}/{name}"
 
 
@@ -103,17 +148,43 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
         yield connection
 
 
+# The settings tests override, by their flat names, and the group each belongs to.
+_GROUPS = {
+    "http": ("http_", HttpSettings, {"max_body_bytes": "max_body_bytes"}),
+    "sync": ("", SyncPolicy, {}),
+    "webhooks": ("webhook_", WebhookSettings, {}),
+    "api": ("", ApiSettings, {}),
+}
+
+
+def configure(settings: Settings, gateway_url: str | None = None, **overrides) -> Settings:
+    """``settings`` with the Vercel source at ``gateway_url`` and settings overridden by flat
+    name (``max_deactivation_share=0.7``, ``http_timeout_seconds=30``, ``webhook_urls=[…]``)."""
+    if gateway_url is not None:
+        settings = settings.with_source_urls(vercel=gateway_url)
+    top: dict = {}
+    groups: dict[str, dict] = {}
+    for name, value in overrides.items():
+        for group, (prefix, model, aliases) in _GROUPS.items():
+            field = aliases.get(name) or (name[len(prefix) :] if name.startswith(prefix) else name)
+            if field in model.model_fields:
+                groups.setdefault(group, {})[field] = value
+                break
+        else:
+            top[name] = value
+    for group, values in groups.items():
+        top[group] = getattr(settings, group).model_copy(update=values)
+    return settings.model_copy(update=top)
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path) -> Settings:
-    """Settings for a run against the test database; tests replace the gateway URL."""
+    """Settings for a run against the test database; tests set the gateway URL."""
     return Settings(
         database_url=database_url,
-        gateway_url="http://127.0.0.1:9/unset",
         data_dir=tmp_path / "data",
-        http_timeout_seconds=2.0,
-        http_max_retries=2,
-        http_backoff_seconds=0.05,
-    )
+        http=HttpSettings(timeout_seconds=2.0, max_retries=2, backoff_seconds=0.05),
+    ).with_source_urls(vercel="http://127.0.0.1:9/unset")
 
 
 SyncRunner = Callable[..., ExecuteInProcessResult]
@@ -131,7 +202,7 @@ def run_sync(settings: Settings, instance: DagsterInstance) -> SyncRunner:
     """Run the real sync job in process: ``run_sync(gateway_url, **setting_overrides)``."""
 
     def run(gateway_url: str, **overrides) -> ExecuteInProcessResult:
-        defs = build_definitions(replace(settings, gateway_url=gateway_url, **overrides))
+        defs = build_definitions(configure(settings, gateway_url, **overrides))
         job = defs.resolve_job_def(SYNC_JOB_NAME)
         return job.execute_in_process(instance=instance, raise_on_error=False)
 

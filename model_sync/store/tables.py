@@ -261,6 +261,20 @@ response_captures = Table(
     Index("response_captures_source_time_idx", "source", "fetched_at"),
 )
 
+# Every sync requested through the HTTP API: who (the token's sub), when, the answer's status
+# and outcome, and the run it started or found running.
+api_sync_requests = Table(
+    "api_sync_requests",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("subject", Text),
+    Column("status_code", Integer, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("run_id", Text),
+    Index("api_sync_requests_time_idx", "requested_at"),
+)
+
 # Columns a sync may write: everything the transform produces. The user-owned columns are
 # deliberately absent, so no code path of the sync can overwrite them.
 USER_OWNED_COLUMNS = ("is_recommended", "priority")
