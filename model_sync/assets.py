@@ -13,7 +13,7 @@ Why one ``multi_asset`` per source, with the three assets computed in one step:
   rolls back another (the job's steps are independent).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 from dagster import (
@@ -92,8 +92,14 @@ def _raw_metadata(fetched: FetchedBody, model_count: int | None) -> dict:
     }
 
 
-def source_assets(source: Source, freshness_hours: float) -> AssetsDefinition:
-    """The three assets of one source, materialized together or in any subset."""
+def source_assets(
+    source: Source, freshness_hours: float, peer_sources: Sequence[str] = ()
+) -> AssetsDefinition:
+    """The three assets of one source, materialized together or in any subset.
+
+    ``peer_sources``: the other enabled sources, whose prices can corroborate an implausible
+    move of this one and are compared with its prices.
+    """
     name = source.name
     raw_key, frame_key, catalog_key = (asset_key(name, n) for n in (RAW, FRAME, TABLE))
     freshness = FreshnessPolicy.time_window(fail_window=timedelta(hours=freshness_hours))
@@ -169,6 +175,7 @@ def source_assets(source: Source, freshness_hours: float) -> AssetsDefinition:
                 policy=catalog.policy,
                 acceptance=acceptance,
                 webhook_urls=change_feed.subscribers,
+                peer_sources=peer_sources,
             )
         except GatewayError as error:
             raise _gateway_failure(error) from None
@@ -205,7 +212,7 @@ def source_assets(source: Source, freshness_hours: float) -> AssetsDefinition:
                 if models is not None
                 else {"unchanged_body": True},
             )
-        yield _report_sync(context, outcome, change_feed, engine, catalog_key)
+        yield _report_sync(context, outcome, change_feed, engine, catalog_key, acceptance)
 
     return catalog_sync
 
@@ -255,7 +262,9 @@ def _without_load(context, source, engine, fetched, raw_key, frame_key):
         yield MaterializeResult(asset_key=frame_key, metadata=reporting.frame_metadata(models))
 
 
-def _report_sync(context, outcome: service.SyncOutcome, change_feed, engine, catalog_key):
+def _report_sync(
+    context, outcome: service.SyncOutcome, change_feed, engine, catalog_key, acceptance
+):
     """Log the old module's lines and build the catalog asset's materialization."""
     counts, result = outcome.counts, outcome.result
     if result is not None:
@@ -269,7 +278,15 @@ def _report_sync(context, outcome: service.SyncOutcome, change_feed, engine, cat
         for finding in result.warnings:
             context.log.warning(f"Price warning: {finding.describe()}")
         for finding in result.accepted:
-            context.log.warning(f"Accepted: {finding.describe()}")
+            context.log.warning(
+                f"Accepted by {acceptance.accepted_by} ({acceptance.reason}): {finding.describe()}"
+            )
+        for accepted in result.corroborated:
+            context.log.warning(
+                f"Accepted, corroborated by {accepted['corroborated_by']} "
+                f"({accepted['their_price']}): {accepted['model_id']} {accepted['field']}: "
+                f"{accepted['old']} → {accepted['new']} ({accepted['reason']})"
+            )
         for stale in result.stale_models:
             context.log.warning(
                 f"Stale model {stale['model_id']} (since {stale['since']}), kept with its last "
@@ -310,6 +327,8 @@ def _report_sync(context, outcome: service.SyncOutcome, change_feed, engine, cat
         "versions_opened": result.versions_opened if result else 0,
         "price_warnings": len(result.warnings) if result else 0,
         "accepted_anomalies": len(result.accepted) if result else 0,
+        "corroborated_anomalies": len(result.corroborated) if result else 0,
+        "price_disagreements": len(outcome.disagreements),
         "webhook_events": result.webhook_events if result else 0,
         "webhooks_delivered": delivery.delivered,
         "webhooks_failed": delivery.failed,
@@ -334,6 +353,11 @@ def _report_sync(context, outcome: service.SyncOutcome, change_feed, engine, cat
                     ("Reactivated", result.reactivated),
                     ("Deactivated", result.deactivated),
                 )
+            )
+        )
+        metadata["price_disagreement_table"] = MetadataValue.md(
+            reporting.table_markdown(
+                outcome.disagreements, ["canonical_model_id", "price_field", "spread", "prices"]
             )
         )
         metadata["stale_models"] = MetadataValue.md(

@@ -19,14 +19,18 @@ from model_sync import reporting, webhooks
 from model_sync.assets import table_key
 from model_sync.drift import SchemaDrift
 from model_sync.resources import CatalogDatabase, ChangeFeed
+from model_sync.store.comparison import price_disagreements
 from model_sync.store.runs import catalog_stats, iso_utc, last_successful_sync, stale_models
 
 STATS_CHECK = "ai_models_sync_stats"
 DRIFT_CHECK = "ai_models_schema_drift"
 WEBHOOK_CHECK = "ai_models_webhook_deliveries"
+AGREEMENT_CHECK = "ai_models_price_agreement"
 
 
-def source_checks(source: str) -> list[AssetChecksDefinition]:
+def source_checks(source: str, compared: bool = False) -> list[AssetChecksDefinition]:
+    """The checks of one source's catalog asset; ``compared``: other sources are enabled, so
+    its prices are compared with theirs."""
     asset = table_key(source)
 
     @asset_check(
@@ -144,4 +148,37 @@ def source_checks(source: str) -> list[AssetChecksDefinition]:
             },
         )
 
-    return [sync_stats, schema_drift, webhook_deliveries]
+    @asset_check(
+        asset=asset,
+        name=AGREEMENT_CHECK,
+        description=(
+            "Warns while this source and another enabled source disagree on a model's base "
+            "price by more than MODEL_SYNC_PRICE_TOLERANCE (ai_model_price_comparison)."
+        ),
+    )
+    def price_agreement(
+        context: AssetCheckExecutionContext, catalog: CatalogDatabase
+    ) -> AssetCheckResult:
+        with catalog.reader().begin() as connection:
+            disagreements = price_disagreements(connection, source, catalog.policy.tolerance)
+        return AssetCheckResult(
+            passed=not disagreements,
+            severity=AssetCheckSeverity.WARN,
+            description=(
+                f"{len(disagreements)} price(s) differ from another source's by more than "
+                f"{catalog.policy.price_tolerance:.2%}"
+                if disagreements
+                else "every compared price agrees within the tolerance"
+            ),
+            metadata={
+                "price_disagreements": len(disagreements),
+                "disagreements": MetadataValue.md(
+                    reporting.table_markdown(
+                        disagreements, ["canonical_model_id", "price_field", "spread", "prices"]
+                    )
+                ),
+            },
+        )
+
+    checks = [sync_stats, schema_drift, webhook_deliveries]
+    return [*checks, price_agreement] if compared else checks

@@ -37,8 +37,17 @@ def build_definitions(settings: Settings) -> Definitions:
     else:
         logger.info("AI Model Sync Scheduler is disabled (MODEL_SYNC_ENABLED=false)")
     return Definitions(
-        assets=[source_assets(get_source(name), settings.freshness_hours) for name in sources],
-        asset_checks=[check for name in sources for check in source_checks(name)],
+        assets=[
+            source_assets(
+                get_source(name),
+                settings.freshness_hours,
+                peer_sources=[peer for peer in sources if peer != name],
+            )
+            for name in sources
+        ],
+        asset_checks=[
+            check for name in sources for check in source_checks(name, compared=len(sources) > 1)
+        ],
         jobs=[ai_models_sync_job],
         schedules=[sync_schedule(settings.cron_schedule, settings.enabled, sources)],
         sensors=[webhook_delivery_sensor(settings.enabled)],

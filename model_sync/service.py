@@ -18,11 +18,12 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +33,7 @@ from model_sync.gateway import FetchedBody
 from model_sync.settings import SyncPolicy
 from model_sync.sources.base import ResponseError, Source, decode_json
 from model_sync.store import archive, migrate
+from model_sync.store.comparison import price_disagreements
 from model_sync.store.database import describe_database_error
 from model_sync.store.runs import (
     RunRecord,
@@ -100,6 +102,8 @@ class SyncOutcome:
     result: SyncResult | None = None
     transform_ms: int = 0
     load_ms: int = 0
+    # Canonical models and price fields where this source and another disagree.
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SyncFailed(RuntimeError):
@@ -122,6 +126,7 @@ def sync_response(
     webhook_urls: Sequence[str] = (),
     skip_unchanged: bool = True,
     archive_body: bool = True,
+    peer_sources: Sequence[str] = (),
 ) -> SyncOutcome:
     """Sync ``source`` from one fetched body. Raises ``GatewayError`` for a body that is not
     the source's model list, ``SyncBusy`` when told to skip a running sync, and
@@ -164,6 +169,7 @@ def sync_response(
         acceptance=acceptance,
         drift=drift,
         webhook_urls=webhook_urls,
+        peer_sources=peer_sources,
     )
     clock = time.monotonic()
     try:
@@ -175,9 +181,14 @@ def sync_response(
         with contextlib.suppress(SQLAlchemyError):
             record_failed_run(engine, request.record(), started_at, message, total=models.served)
         raise SyncFailed(message, refused=refused) from error
+    disagreements = []
+    if peer_sources:
+        with engine.begin() as connection:
+            disagreements = price_disagreements(connection, source.name, policy.tolerance)
     return SyncOutcome(
         source=source,
         fetched=fetched,
+        disagreements=disagreements,
         sync_id=result.sync_id,
         counts=result.counts,
         active_models=result.active_models,

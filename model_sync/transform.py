@@ -37,6 +37,7 @@ FRAME_DTYPES: dict[str, str] = {
     "source": "object",
     "model_id": "object",
     "canonical_model_id": "object",
+    "price_role": "object",
     "model_name": "object",
     "provider": "object",
     "owned_by": "object",

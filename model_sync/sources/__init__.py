@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from model_sync.sources import vercel
+from model_sync.sources import litellm, models_dev, openrouter, vercel
 from model_sync.sources.base import Source
 
-SOURCES: dict[str, Source] = {source.name: source for source in (vercel.SOURCE,)}
+SOURCES: dict[str, Source] = {
+    source.name: source
+    for source in (vercel.SOURCE, openrouter.SOURCE, models_dev.SOURCE, litellm.SOURCE)
+}
 DEFAULT_SOURCES = (vercel.NAME,)
 SOURCES_VARIABLE = "MODEL_SYNC_SOURCES"
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, PlainValidator
@@ -33,6 +35,32 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECONDS_BELOW = 10**11
 MILLISECONDS_BELOW = 10**14
 MICROSECONDS_BELOW = 10**17
+
+
+class PriceRole(StrEnum):
+    """Whose price a row carries — what the cross-source comparison compares.
+
+    ``gateway``: the price a gateway charges (Vercel, OpenRouter); ``list``: the model
+    provider's own list price (models.dev / LiteLLM entries of the provider itself);
+    ``reseller``: someone else's route to the model (cloud marketplaces, inference hosts,
+    copies of a gateway's list) — kept in the catalog, not compared, since their prices
+    legitimately differ.
+    """
+
+    GATEWAY = "gateway"
+    LIST = "list"
+    RESELLER = "reseller"
+
+
+# Model providers whose own price lists are the reference ("list" rows). Names as the
+# canonical ids spell them (after PROVIDER_ALIASES).
+FIRST_PARTY_PROVIDERS = frozenset(
+    {
+        "anthropic", "openai", "google", "xai", "mistral", "deepseek", "moonshotai",
+        "alibaba", "zai", "minimax", "cohere", "perplexity", "meta", "amazon", "ai21",
+        "voyage", "inception", "nvidia", "morph",
+    }
+)  # fmt: skip
 
 
 class ResponseError(ValueError):
@@ -131,7 +159,13 @@ def _from_unix_number(number: Decimal, shown: Any) -> datetime:
     return EPOCH + timedelta(microseconds=int(micros.to_integral_value()))
 
 
+_YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
 def _from_iso(value: str) -> datetime:
+    if _YEAR_MONTH.fullmatch(value.strip()):
+        # ISO 8601's reduced precision ("2024-09", as models.dev dates releases): its first day.
+        value = value.strip() + "-01"
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         # Normalized to UTC here, so a time that only exists in its own zone (year 0 or
@@ -189,15 +223,28 @@ def dict_entries(payload: Any, what: str) -> dict[str, Any]:
 # (OpenRouter says "x-ai", the Vercel gateway "xai"; see README "Model identity".)
 PROVIDER_ALIASES: dict[str, str] = {
     "x-ai": "xai",
+    "z-ai": "zai",
+    "zhipuai": "zai",
     "meta-llama": "meta",
     "mistralai": "mistral",
+    "qwen": "alibaba",
+    "moonshot": "moonshotai",
+    "gemini": "google",
+    "vertex_ai": "google",
+    "amazon-nova": "amazon",
+    "voyageai": "voyage",
 }
 
 
-def canonical_from_provider_model(provider: str, model: str) -> str:
-    """``provider/model``, lowercase, with the provider's alias unified."""
+def canonical_provider(provider: str) -> str:
     provider = provider.strip().lower()
-    return f"{PROVIDER_ALIASES.get(provider, provider)}/{model.strip().lower()}"
+    return PROVIDER_ALIASES.get(provider, provider)
+
+
+def canonical_from_provider_model(provider: str, model: str) -> str:
+    """``provider/model``: lowercase, the provider's alias unified, and dots in the model name
+    written as dashes (``claude-opus-4.5`` and ``claude-opus-4-5`` are one model)."""
+    return f"{canonical_provider(provider)}/{model.strip().lower().replace('.', '-')}"
 
 
 def tier_entries(
@@ -217,9 +264,24 @@ def tier_entries(
     return stored
 
 
+def banded_tiers(
+    base: Decimal | None, bands: Iterable[tuple[int, Decimal | None]]
+) -> list[dict[str, Any]] | None:
+    """Tier entries from a base price (from token 0) and ``(first token, price)`` bands, each
+    band ending where the next begins; None when there is no base price or no priced band."""
+    priced = sorted((start, price) for start, price in bands if price is not None)
+    if base is None or not priced:
+        return None
+    starts = [0] + [start for start, _ in priced]
+    costs = [base] + [price for _, price in priced]
+    ends = [*starts[1:], None]
+    return tier_entries(zip(costs, starts, ends, [{}] * len(costs), strict=True))
+
+
 # Defaults of the catalog columns a source may leave out.
 _ROW_DEFAULTS: dict[str, Any] = {
     "canonical_model_id": None,
+    "price_role": None,
     "model_name": None,
     "provider": None,
     "owned_by": None,
@@ -254,6 +316,8 @@ def catalog_row(*, source: str, model_id: str, raw: Any, **columns: Any) -> dict
     if unknown:
         raise TypeError(f"not catalog columns: {sorted(unknown)}")
     row = {"source": source, "model_id": model_id, **_ROW_DEFAULTS, **columns, "raw": raw}
+    if isinstance(row["price_role"], StrEnum):
+        row["price_role"] = row["price_role"].value
     if isinstance(row["capabilities"], tuple):
         row["capabilities"] = list(row["capabilities"])
     return row

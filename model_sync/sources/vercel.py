@@ -121,6 +121,7 @@ def to_row(model: VercelModel, model_id: str, raw: dict[str, Any]) -> dict[str, 
         source=NAME,
         model_id=model_id,
         canonical_model_id=canonical_id(model_id, raw),
+        price_role="gateway",
         model_name=model.name,
         # Ids are "provider/model"; an id without a usable provider part falls back to owner.
         provider=provider if slash and provider else model.owned_by,

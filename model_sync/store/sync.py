@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -96,6 +97,8 @@ class SyncRequest:
     acceptance: Acceptance | None = None
     drift: SchemaDrift | None = None
     webhook_urls: Sequence[str] = ()
+    # Other enabled sources whose prices may corroborate an implausible move of this one.
+    peer_sources: Sequence[str] = ()
 
     def record(self, skipped: Iterable[SkippedModel] | None = None) -> RunRecord:
         """What ``model_sync_runs`` records about this attempt."""
@@ -134,6 +137,7 @@ class SyncResult:
     duration_ms: int = 0
     stale_models: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SkippedModel] = field(default_factory=list)
+    corroborated: list[dict[str, str]] = field(default_factory=list)
 
 
 def advisory_key(source: str) -> int:
@@ -300,8 +304,11 @@ def _guard_shrink(connection: Connection, request: SyncRequest) -> None:
         )
 
 
-def _assess_anomalies(connection: Connection, request: SyncRequest) -> list[Finding]:
-    """Every flagged price move and vanished tier list; raises if one fails and is not accepted."""
+def _assess_anomalies(
+    connection: Connection, request: SyncRequest
+) -> tuple[list[Finding], dict[Finding, dict[str, str]]]:
+    """Every flagged price move and vanished tier list, and which refusals another source
+    corroborates; raises if a refusal is neither corroborated nor accepted."""
     policy = request.policy
     price_changes = [
         PriceChange(model_id, column, old, new)
@@ -323,14 +330,72 @@ def _assess_anomalies(connection: Connection, request: SyncRequest) -> list[Find
         )
     ]
     failures = [f for f in findings if f.severity == FAIL]
-    if failures and request.acceptance is None:
-        listed = "\n".join(f"  - {f.describe()}" for f in failures)
+    corroborated = _corroborate(connection, request, failures)
+    refused = [f for f in failures if f not in corroborated]
+    if refused and request.acceptance is None:
+        listed = "\n".join(f"  - {f.describe()}" for f in refused)
         raise SyncRefused(
-            f"refusing {len(failures)} implausible price change(s):\n{listed}\n"
+            f"refusing {len(refused)} implausible price change(s):\n{listed}\n"
             "Nothing was written; the catalog is unchanged. If these prices are real, re-run "
             "with accepted_by and accept_reason set (see README, 'Accepting flagged changes')."
         )
-    return findings
+    return findings, corroborated
+
+
+# The active gateway/list price of the same model (canonical id, user aliases first) at the
+# other enabled sources.
+_PEER_PRICES = """
+WITH mine AS (
+    SELECT coalesce(a.canonical_model_id, s.canonical_model_id) AS canonical_model_id
+    FROM {staging} s
+    LEFT JOIN model_aliases a ON a.source = s.source AND a.model_id = s.model_id
+    WHERE s.model_id = :model_id
+)
+SELECT o.source, o.{column}
+FROM ai_models o
+LEFT JOIN model_aliases a ON a.source = o.source AND a.model_id = o.model_id
+WHERE coalesce(a.canonical_model_id, o.canonical_model_id) = (SELECT canonical_model_id FROM mine)
+  AND o.source <> :source AND o.source = ANY(:peers)
+  AND o.is_active AND o.price_role IN ('gateway', 'list') AND o.{column} IS NOT NULL
+ORDER BY o.source
+"""
+
+
+def _agrees(a: Decimal, b: Decimal, tolerance: Decimal) -> bool:
+    if a == 0 or b == 0:
+        return a == b
+    return max(a, b) / min(a, b) - 1 <= tolerance
+
+
+def _corroborate(
+    connection: Connection, request: SyncRequest, failures: list[Finding]
+) -> dict[Finding, dict[str, str]]:
+    """The refused moves another enabled source already shows (same new price within the
+    tolerance): accepted without a human, with the corroborating source recorded."""
+    corroborated: dict[Finding, dict[str, str]] = {}
+    if not request.peer_sources:
+        return corroborated
+    for finding in failures:
+        if finding.field not in sql.PRICE_COLUMNS or finding.new is None:
+            continue
+        new = Decimal(finding.new)
+        statement = _PEER_PRICES.format(staging=sql.STAGING_TABLE, column=finding.field)
+        for peer, price in connection.execute(
+            text(statement).bindparams(bindparam("peers", type_=ARRAY(Text))),
+            {
+                "model_id": finding.model_id,
+                "source": request.source.name,
+                "peers": list(request.peer_sources),
+            },
+        ):
+            if _agrees(new, price, request.policy.tolerance):
+                corroborated[finding] = {
+                    **finding.as_dict(),
+                    "corroborated_by": peer,
+                    "their_price": format(price, "f"),
+                }
+                break
+    return corroborated
 
 
 def _change_summary(connection: Connection, sync_id: int) -> tuple[dict[str, int], list[dict]]:
@@ -394,7 +459,7 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
             {"column_paths": sorted(request.source.column_price_paths)},
         )
         connection.execute(text(sql.STALE_CHANGES))
-        findings = _assess_anomalies(connection, request)
+        findings, corroborated = _assess_anomalies(connection, request)
 
         skipped = [*request.models.skipped, *never_held]
         sync_id = start_run(connection, request.record(skipped), started_at)
@@ -444,7 +509,7 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
             ).rowcount
         active, inactive = catalog_stats(connection, source)
         duration_ms = round((time.monotonic() - clock) * 1000)
-        accepted = [f for f in findings if f.severity == FAIL]
+        accepted = [f for f in findings if f.severity == FAIL and f not in corroborated]
         warnings = [f for f in findings if f.severity != FAIL]
         finish_run(
             connection,
@@ -454,6 +519,7 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
             anomalies=[f.as_dict() for f in accepted] or null(),
             warnings=[f.as_dict() for f in warnings] or null(),
             stale_models=stale or null(),
+            corroborated=list(corroborated.values()) or null(),
             **counts.as_dict(),
         )
     return SyncResult(
@@ -474,4 +540,5 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
         duration_ms=duration_ms,
         stale_models=stale,
         skipped=skipped,
+        corroborated=list(corroborated.values()),
     )

@@ -38,6 +38,8 @@ ai_models = Table(
     Column("model_id", Text, nullable=False),
     # provider/model, lowercase, the same across sources (README "Model identity").
     Column("canonical_model_id", Text),
+    # Whose price the row carries: gateway, list (the model provider's own) or reseller.
+    Column("price_role", Text),
     Column("model_name", Text),
     Column("provider", Text),
     Column("owned_by", Text),
@@ -118,6 +120,8 @@ model_sync_runs = Table(
     Column("transform_version", Text),
     # The body equalled the last synced one: nothing was transformed, diffed or written.
     Column("unchanged_body", Boolean, nullable=False, server_default=false()),
+    # Implausible moves accepted because another source already showed the same new price.
+    Column("corroborated", JSONB),
     CheckConstraint("status IN ('success', 'failed')", name="model_sync_runs_status_check"),
     Index("model_sync_runs_source_finished_idx", "source", "finished_at"),
 )
@@ -233,6 +237,17 @@ webhook_outbox = Table(
         "next_attempt_at",
         postgresql_where=text("delivered_at IS NULL"),
     ),
+)
+
+# User-owned: your canonical id for a (source, model_id), overriding the derived one. The
+# comparison and the corroboration of price moves read it; no sync writes it.
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("model_id", Text, primary_key=True),
+    Column("canonical_model_id", Text, nullable=False),
+    Column("note", Text),
 )
 
 # Every distinct response body of every source, compressed, once (by sha256), so the catalog's

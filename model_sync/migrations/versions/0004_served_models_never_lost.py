@@ -40,6 +40,19 @@ OLD_CHANGE_TYPES = (
     "deprecated",
 )
 CHANGE_TYPES = (*OLD_CHANGE_TYPES, "stale", "recovered")
+PROVIDER_ALIASES = {
+    "x-ai": "xai",
+    "z-ai": "zai",
+    "zhipuai": "zai",
+    "meta-llama": "meta",
+    "mistralai": "mistral",
+    "qwen": "alibaba",
+    "moonshot": "moonshotai",
+    "gemini": "google",
+    "vertex_ai": "google",
+    "amazon-nova": "amazon",
+    "voyageai": "voyage",
+}
 
 # Frozen copies of the rules in model_sync/pricing.py (PRICE_TEXT, qualifier keys); a test
 # checks that this SQL and the Python twin find the same price points in every real response.
@@ -129,13 +142,18 @@ def upgrade() -> None:
     op.add_column("ai_models", sa.Column("canonical_model_id", sa.Text))
     op.add_column("ai_models", sa.Column("stale_since", sa.DateTime(timezone=True)))
     op.add_column("ai_models", sa.Column("stale_reason", sa.Text))
+    # The Vercel rule of model_sync/sources (frozen here): provider/model, lowercase, the
+    # provider's alias unified, dots in the model name as dashes.
+    aliases = " ".join(f"WHEN '{alias}' THEN '{name}'" for alias, name in PROVIDER_ALIASES.items())
     op.execute(
-        "UPDATE ai_models SET canonical_model_id = "
-        "CASE lower(split_part(model_id, '/', 1)) WHEN 'x-ai' THEN 'xai' "
-        "WHEN 'meta-llama' THEN 'meta' WHEN 'mistralai' THEN 'mistral' "
-        "ELSE lower(split_part(model_id, '/', 1)) END "
-        "|| '/' || lower(CASE WHEN position('/' IN model_id) > 0 "
-        "THEN substr(model_id, position('/' IN model_id) + 1) ELSE model_id END)"
+        f"""
+        UPDATE ai_models SET canonical_model_id =
+            CASE lower(split_part(model_id, '/', 1)) {aliases}
+                 ELSE lower(split_part(model_id, '/', 1)) END
+            || '/' || replace(lower(CASE WHEN position('/' IN model_id) > 0
+                                         THEN substr(model_id, position('/' IN model_id) + 1)
+                                         ELSE model_id END), '.', '-')
+        """
     )
     op.create_index("ai_models_canonical_idx", "ai_models", ["canonical_model_id"])
 
