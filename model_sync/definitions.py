@@ -14,7 +14,7 @@ from model_sync.assets import source_assets
 from model_sync.checks import source_checks
 from model_sync.resources import CatalogDatabase, ChangeFeed, GatewayClient
 from model_sync.schedules import ai_models_sync_job, sync_schedule
-from model_sync.sensors import webhook_delivery_sensor
+from model_sync.sensors import change_sensor, webhook_delivery_sensor
 from model_sync.settings import Settings
 from model_sync.sources import get_source
 
@@ -50,7 +50,13 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[ai_models_sync_job],
         schedules=[sync_schedule(settings.cron_schedule, settings.enabled, sources)],
-        sensors=[webhook_delivery_sensor(settings.enabled)],
+        sensors=[
+            webhook_delivery_sensor(settings.enabled),
+            *(
+                change_sensor(name, settings.poll_seconds, settings.enabled)
+                for name in (sources if settings.poll_seconds else ())
+            ),
+        ],
         resources={
             "gateways": GatewayClient.from_settings(settings),
             "catalog": CatalogDatabase.from_settings(settings),
