@@ -24,7 +24,7 @@ from dagster import (
 from model_sync import webhooks
 from model_sync.gateway import GatewayFetcher, NotModified, Validators
 from model_sync.resources import CatalogDatabase, ChangeFeed, GatewayClient
-from model_sync.schedules import source_asset_keys, source_run_request
+from model_sync.schedules import ai_models_sync_job, source_run_request
 from model_sync.service import transform_version
 from model_sync.sources import get_source
 from model_sync.store.runs import last_successful_sync
@@ -114,7 +114,7 @@ def change_sensor(source: str, interval_seconds: int, enabled: bool) -> SensorDe
         name=change_sensor_name(source),
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED,
-        asset_selection=source_asset_keys(source),
+        job=ai_models_sync_job,
         description=f"Polls {source} every {interval_seconds} s (MODEL_SYNC_POLL_SECONDS) and "
         "syncs it when its model list changed.",
     )
