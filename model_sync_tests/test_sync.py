@@ -7,6 +7,7 @@ JSON alone, never from the code under test.
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -14,10 +15,10 @@ from dagster import AssetKey
 
 from model_sync_tests.conftest import run_logs
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_models, vercel_snapshots
+from model_sync_tests.test_transform import TOKEN_PRICES, served_base_price, shift_six
 
 GATEWAY_PATH = "/v1/models"
 # Present 08-30 and 09-03, absent on 10-13, back 10-16 … 11-18, gone again in 2026-03-05.
-PRICE_KEYS = ("input", "output", "input_cache_read", "input_cache_write")
 RETURNING_MODEL = "google/gemini-2.5-flash-image-preview"
 
 
@@ -55,17 +56,45 @@ def expected_changes(previous: dict[str, dict], current: dict[str, dict], seen: 
     }
 
 
+def stored_user_columns(db) -> dict[str, tuple[bool, int]]:
+    return {
+        row[0]: (row[1], row[2])
+        for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
+    }
+
+
 def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
     run_sync, httpserver, db
 ):
-    """Each real snapshot in capture order: counts equal the diff; user columns survive."""
+    """Each real snapshot in capture order: counts equal the diff; user columns survive.
+
+    User settings are read back right after each sync, before anything writes them again, so
+    a sync that touches them (on created, updated, unchanged, deactivated or reactivated
+    rows) fails here.
+    """
     previous: dict[str, dict] = {}
     seen: set[str] = set()
     user_settings: dict[str, tuple[bool, int]] = {}
+    # The syncs that deactivated and reactivated RETURNING_MODEL, checked with its settings.
+    returning_checked = {"deactivated": False, "reactivated": False}
     for step, (name, _captured) in enumerate(vercel_snapshots()):
         current = {model["id"]: model for model in snapshot_models(name)}
         result = run_sync(serve(httpserver, snapshot_bytes(name)))
         assert result.success, name
+
+        # First, before anything else writes to the table: the settings made before this
+        # sync are exactly as the user left them, and every other row has the defaults.
+        stored_user = stored_user_columns(db)
+        assert {k: stored_user[k] for k in user_settings} == user_settings, name
+        assert {k: v for k, v in stored_user.items() if k not in user_settings} == {
+            k: (False, 0) for k in stored_user.keys() - user_settings.keys()
+        }, name
+        if RETURNING_MODEL in user_settings:
+            if RETURNING_MODEL in previous and RETURNING_MODEL not in current:
+                returning_checked["deactivated"] = True
+            if RETURNING_MODEL not in previous and RETURNING_MODEL in current:
+                returning_checked["reactivated"] = True
+
         counts = materialization_metadata(result, "ai_models")
         expected = expected_changes(previous, current, seen)
         assert {key: counts[key] for key in expected} == expected, name
@@ -82,7 +111,7 @@ def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
         # Users edit their own columns between syncs, including on a model that will vanish
         # and come back; no sync may touch them.
         for offset, model_id in enumerate(sorted(current)[step::7]):
-            user_settings[model_id] = (offset % 2 == 0, step * 10 + offset)
+            user_settings[model_id] = (offset % 2 == 0, step * 10 + offset + 1)
         if RETURNING_MODEL in current:
             user_settings[RETURNING_MODEL] = (True, 999)
         for model_id, (recommended, priority) in user_settings.items():
@@ -92,19 +121,10 @@ def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
             )
         previous, seen = current, seen | current.keys()
 
-        stored_user = {
-            row[0]: (row[1], row[2])
-            for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
-        }
-        assert {k: stored_user[k] for k in user_settings} == user_settings
-
-    # The settings made before the last sync survived it as well.
-    final_user = {
-        row[0]: (row[1], row[2])
-        for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
-    }
-    assert {k: final_user[k] for k in user_settings} == user_settings
-    assert final_user[RETURNING_MODEL] == (True, 999)
+    # The checks above covered real settings on rows of every kind, not an empty dict.
+    assert len(user_settings) > 100
+    assert {recommended for recommended, _ in user_settings.values()} == {True, False}
+    assert returning_checked == {"deactivated": True, "reactivated": True}
     runs = db.execute(
         "SELECT count(*), count(DISTINCT run_id) FROM model_sync_runs WHERE status = 'success'"
     ).fetchone()
@@ -147,27 +167,31 @@ def test_second_sync_of_the_same_response_writes_nothing(run_sync, httpserver, d
 
 
 def test_stored_prices_are_exact_numerics_scaled_per_million(run_sync, httpserver, db):
-    """Every stored per-1M price equals the JSON string × 10^6, with no float on the way."""
+    """Every stored per-1M price is the JSON string with its point moved six places, digit for
+    digit: compared as Postgres prints the NUMERIC, so ``0.3000000`` cannot pass for ``0.3``."""
     name = "models-2026-03-05.json"
     assert run_sync(serve(httpserver, snapshot_bytes(name))).success
+    columns = [column for _, _, column in TOKEN_PRICES]
     rows = {
         row[0]: row[1:]
         for row in db.execute(
-            "SELECT model_id, cost_per_1m_input, cost_per_1m_output, cost_per_1m_cache_read, "
-            "cost_per_1m_cache_write, pg_typeof(cost_per_1m_input)::text FROM ai_models"
+            "SELECT model_id, "
+            + ", ".join(f"{column}::text" for column in columns)
+            + ", web_search_cost::text, pg_typeof(cost_per_1m_input)::text FROM ai_models"
         )
     }
     checked = 0
     for model in snapshot_models(name):
         pricing = model.get("pricing", {})
-        stored = rows[model["id"]]
-        assert stored[4] == "numeric"
-        for key, value in zip(PRICE_KEYS, stored[:4], strict=True):
-            if key in pricing:
-                assert value == Decimal(pricing[key]) * 1_000_000, (model["id"], key)
-                checked += 1
-            else:
-                assert value is None
+        *stored, web_search, column_type = rows[model["id"]]
+        assert column_type == "numeric"
+        for (flat_key, tier_key, column), text in zip(TOKEN_PRICES, stored, strict=True):
+            served = served_base_price(pricing, flat_key, tier_key)
+            expected = None if served is None else shift_six(served)
+            assert text == expected, (model["id"], column, served)
+            checked += served is not None
+        # web_search is per search: stored as served, not scaled.
+        assert web_search == pricing.get("web_search"), model["id"]
     assert checked > 400
     # "0.00000012" per token is exactly 0.12 per million, written without trailing zeros.
     cheap = db.execute(
@@ -226,20 +250,22 @@ def test_log_lines_and_metadata_match_the_old_module(run_sync, httpserver, insta
     models = snapshot_models("models-2025-11-18.json")
     url = serve_models(httpserver, models)
     run_sync(url)
+    started = time.monotonic()
     result = run_sync(serve_models(httpserver, models[:-3]))
+    elapsed_ms = (time.monotonic() - started) * 1000
     logs = run_logs(instance, result)
     assert f"Fetching models from: {url}" in logs
     assert "Successfully fetched 141 models from AI Gateway" in logs
     assert "Deactivated 3 models that are no longer available" in logs
-    assert any(
-        line.startswith("AI Models sync completed successfully in ") and line.endswith(" ms")
-        for line in logs
-    )
+    meta = materialization_metadata(result, "ai_models")
+    # Milliseconds of this run: more than zero (a sync of 141 models takes several), within the
+    # wall time of the whole job, and the number the log line shows.
+    assert isinstance(meta["duration_ms"], int)
+    assert 0 < meta["duration_ms"] <= elapsed_ms
+    assert f"AI Models sync completed successfully in {meta['duration_ms']} ms" in logs
     assert any(line.startswith("Stats: total=141, created=0, updated=0,") for line in logs)
     assert "Database Stats: 141 active models, 3 inactive models" in logs
-    meta = materialization_metadata(result, "ai_models")
     assert meta["dagster/row_count"] == 144
-    assert meta["duration_ms"] >= 0
     raw_meta = materialization_metadata(result, "gateway_models_raw")
     assert raw_meta["model_count"] == 141
     assert len(raw_meta["sha256"]) == 64
