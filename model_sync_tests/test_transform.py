@@ -615,6 +615,55 @@ def test_long_price_keeps_every_digit_per_million() -> None:
     assert_per_million(row_of(model)["cost_per_1m_input"], model["pricing"]["input"])
 
 
+# Limits of what a model may carry, each at the limit and one step past it. The id must fit
+# the catalog's unique index (1000 bytes of UTF-8, not characters); counts must fit a BIGINT;
+# times must fit both a timestamptz and a Python datetime (9999-12-31T23:59:59Z at most).
+ID_1000_BYTES = "a/" + "x" * 998
+ID_1000_BYTES_MULTIBYTE = "a/" + "é" * 499  # 501 characters
+LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+MAX_BIGINT = 9_223_372_036_854_775_807  # 2**63 - 1
+
+AT_THE_LIMIT = [
+    pytest.param("id", ID_1000_BYTES, "model_id", ID_1000_BYTES, id="id-1000-bytes"),
+    pytest.param(
+        "id", ID_1000_BYTES_MULTIBYTE, "model_id", ID_1000_BYTES_MULTIBYTE, id="id-1000-utf8-bytes"
+    ),
+    pytest.param("context_window", MAX_BIGINT, "context_window", MAX_BIGINT, id="ctx-max-bigint"),
+    pytest.param("context_window", 0, "context_window", 0, id="ctx-zero"),
+    pytest.param("max_tokens", MAX_BIGINT, "max_output_tokens", MAX_BIGINT, id="max-tok-bigint"),
+    pytest.param("released", 253_402_300_799, "released_at", LAST_SECOND, id="released-last"),
+    pytest.param("released", 0, "released_at", EPOCH, id="released-epoch"),
+    pytest.param("created", 253_402_300_799, "gateway_created_at", LAST_SECOND, id="created-last"),
+    pytest.param("created", 0, "gateway_created_at", EPOCH, id="created-epoch"),
+]
+PAST_THE_LIMIT = [
+    pytest.param("id", "a/" + "x" * 999, id="id-1001-bytes"),
+    pytest.param("id", ID_1000_BYTES_MULTIBYTE + "x", id="id-1001-utf8-bytes"),
+    pytest.param("context_window", MAX_BIGINT + 1, id="ctx-over-bigint"),
+    pytest.param("context_window", -1, id="ctx-minus-one"),
+    pytest.param("max_tokens", MAX_BIGINT + 1, id="max-tok-over-bigint"),
+    pytest.param("released", 253_402_300_800, id="released-after-last"),
+    pytest.param("released", -1, id="released-before-epoch"),
+    pytest.param("created", 253_402_300_800, id="created-after-last"),
+    pytest.param("created", -1, id="created-before-epoch"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "column", "expected"), AT_THE_LIMIT)
+def test_values_at_their_limit_are_accepted(key: str, value: Any, column: str, expected) -> None:
+    model = latest_model(MIDDLE_ID)
+    model[key] = value
+    assert row_of(model)[column] == expected
+
+
+@pytest.mark.parametrize(("key", "value"), PAST_THE_LIMIT)
+def test_values_one_step_past_their_limit_are_refused(key: str, value: Any) -> None:
+    result = transform_with_broken_middle(changed(key, value))
+    reported = value if key == "id" else MIDDLE_ID
+    reason = assert_only_middle_skipped(result, reported)
+    assert names_field(reason, key), reason
+
+
 def test_provider_is_the_part_before_the_first_slash() -> None:
     """Ids may hold more than one slash; only the first separates the provider."""
     model = latest_model(FIRST_ID)
