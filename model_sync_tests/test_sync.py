@@ -219,6 +219,35 @@ def test_tiers_pricing_and_raw_model_are_kept_whole(run_sync, httpserver, db):
             assert [t["min"] for t in input_tiers] == [t.get("min", 0) for t in served]
 
 
+def test_values_at_their_limits_are_stored_exactly(run_sync, httpserver, db):
+    """A 1000-byte id, BIGINT-maximal counts and the last storable second all fit the catalog."""
+    model_id = "a/" + "é" * 499  # 1000 bytes of UTF-8
+    template = snapshot_models("models-2025-11-18.json")[0]
+    model = {
+        **template,
+        "id": model_id,
+        "context_window": 9_223_372_036_854_775_807,
+        "max_tokens": 9_223_372_036_854_775_807,
+        "released": 253_402_300_799,
+        "created": 0,
+    }
+    result = run_sync(serve_models(httpserver, [model]))
+    assert result.success
+    assert materialization_metadata(result, "ai_models")["created"] == 1
+    assert db.execute(
+        "SELECT octet_length(model_id), context_window::text, max_output_tokens::text, "
+        "(released_at AT TIME ZONE 'UTC')::text, (gateway_created_at AT TIME ZONE 'UTC')::text "
+        "FROM ai_models WHERE model_id = %s",
+        (model_id,),
+    ).fetchone() == (
+        1000,
+        "9223372036854775807",
+        "9223372036854775807",
+        "9999-12-31 23:59:59",
+        "1970-01-01 00:00:00",
+    )
+
+
 def test_invalid_models_are_skipped_counted_and_recorded(run_sync, httpserver, db, instance):
     models = snapshot_models("models-2025-11-18.json")
     broken = [
@@ -292,20 +321,81 @@ def test_each_created_and_updated_model_is_logged_in_one_debug_event_per_kind(
     assert not any(line.startswith("Created model: ") for line in run_logs(instance, second))
 
 
+@pytest.mark.parametrize("count", [1000, 1001])
 def test_model_log_lines_are_capped_with_a_pointer_to_the_change_table(
-    run_sync, httpserver, instance
+    run_sync, httpserver, instance, count
 ):
+    """Up to 1000 "Created model" lines; past that, one line pointing at ai_model_changes."""
     from model_sync.assets import MODEL_LOG_LINES_CAP
 
+    assert MODEL_LOG_LINES_CAP == 1000
     template = snapshot_models("models-2025-11-18.json")[0]
-    count = MODEL_LOG_LINES_CAP + 7
     models = [{**template, "id": f"acme/model-{index:05d}"} for index in range(count)]
     result = run_sync(serve_models(httpserver, models))
     [message] = [line for line in run_logs(instance, result) if line.startswith("Created model: ")]
     lines = message.splitlines()
-    assert len(lines) == MODEL_LOG_LINES_CAP + 1
-    assert lines[0] == "Created model: acme/model-00000"
-    assert lines[-1].startswith("… and 7 more (SELECT * FROM ai_model_changes WHERE sync_id = ")
+    assert lines[:1000] == [f"Created model: acme/model-{index:05d}" for index in range(1000)]
+    if count == 1000:
+        assert len(lines) == 1000
+    else:
+        assert len(lines) == 1001
+        assert lines[-1].startswith(
+            f"… and {count - 1000} more (SELECT * FROM ai_model_changes WHERE sync_id = "
+        )
+
+
+@pytest.mark.parametrize("count", [50, 51])
+def test_metadata_lists_show_at_most_50_entries(run_sync, httpserver, count):
+    """The UI's lists (changes, change report, skipped models) stop at 50; the count stays."""
+    from model_sync.assets import METADATA_LIST_CAP
+
+    assert METADATA_LIST_CAP == 50
+    template = snapshot_models("models-2025-11-18.json")[0]
+    good = [{**template, "id": f"acme/model-{index:03d}"} for index in range(count)]
+    broken = [
+        {**template, "id": f"broken/model-{index:03d}", "context_window": "huge"}
+        for index in range(count)
+    ]
+    result = run_sync(serve_models(httpserver, good + broken))
+    assert result.success
+    meta = materialization_metadata(result, "ai_models")
+
+    created = meta["changes"].split("\n\n**Updated**")[0]
+    assert created.startswith(f"**Created** ({count})\n\n")
+    listed = [line for line in created.splitlines() if line.startswith("- `")]
+    assert listed == [f"- `acme/model-{index:03d}`" for index in range(50)]
+    report_rows = [
+        line for line in meta["change_report"].splitlines() if line.startswith("| acme/")
+    ]
+    assert len(report_rows) == 50
+    skipped_rows = [
+        line
+        for line in materialization_metadata(result, "ai_models_frame")[
+            "skipped_models"
+        ].splitlines()
+        if "broken/model-" in line
+    ]
+    assert len(skipped_rows) == 50
+    if count == 50:
+        assert "… and" not in created
+        assert "… and" not in meta["change_report"]
+    else:
+        assert created.endswith("\n- … and 1 more")
+        assert (
+            "… and 1 more (SELECT * FROM ai_model_changes WHERE sync_id = "
+            in (meta["change_report"])
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("x" * 60, "x" * 60), ("x" * 61, "x" * 57 + "…"), (None, ""), ([1, 2], "[1, 2]")],
+    ids=["60-chars", "61-chars", "none", "json"],
+)
+def test_change_report_cells_are_cut_after_60_characters(value, shown):
+    from model_sync.assets import _cell
+
+    assert _cell(value) == shown
 
 
 @pytest.mark.parametrize(("share", "succeeds"), [(None, False), (0.6, False), (0.7, True)], ids=str)
@@ -332,6 +422,31 @@ def test_deactivating_too_many_models_is_refused_unless_the_limit_allows_it(
         ).fetchone() == ("failed", True)
 
 
+def test_deactivating_exactly_the_allowed_share_passes_and_one_model_more_is_refused(
+    run_sync, httpserver, db
+):
+    """MODEL_SYNC_MAX_DEACTIVATION_SHARE (0.5) refuses *more than* half: of 144 active models,
+    73 gone is refused with the catalog unchanged, exactly 72 gone is a normal sync."""
+    models = snapshot_models("models-2025-11-18.json")
+    assert len(models) == 144
+    assert run_sync(serve_models(httpserver, models)).success
+    before = db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall()
+
+    refused = run_sync(serve_models(httpserver, models[:71]))
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert (
+        "refusing to deactivate 73 of 144"
+        in failure.step_failure_data.user_failure_data.description
+    )
+    assert db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall() == before
+
+    accepted = run_sync(serve_models(httpserver, models[:72]))
+    assert accepted.success
+    assert materialization_metadata(accepted, "ai_models")["deactivated"] == 72
+    assert db.execute("SELECT count(*) FROM ai_models WHERE is_active").fetchone() == (72,)
+
+
 def test_stats_check_reports_counts_and_passes_on_a_healthy_catalog(run_sync, httpserver):
     models = snapshot_models("models-2025-11-18.json")
     run_sync(serve_models(httpserver, models))
@@ -353,6 +468,21 @@ def test_stats_check_fails_when_too_many_models_failed(run_sync, httpserver):
     evaluation = check_evaluation(result, "ai_models_sync_stats")
     assert not evaluation.passed
     assert "skipped 20 of 144" in evaluation.description
+
+
+@pytest.mark.parametrize(("broken", "passes"), [(14, True), (15, False)])
+def test_stats_check_allows_exactly_the_failed_share(run_sync, httpserver, broken, passes):
+    """MODEL_SYNC_MAX_FAILED_SHARE (0.1) fails on *more than* a tenth: of 140 served models,
+    14 skipped is exactly 10 % and passes; 15 skipped fails."""
+    models = snapshot_models("models-2025-11-18.json")[:140]
+    served = [{**m, "context_window": "huge"} for m in models[:broken]] + models[broken:]
+    result = run_sync(serve_models(httpserver, served))
+    assert result.success
+    assert materialization_metadata(result, "ai_models")["failed"] == broken
+    evaluation = check_evaluation(result, "ai_models_sync_stats")
+    assert evaluation.passed is passes
+    if not passes:
+        assert "skipped 15 of 140" in evaluation.description
 
 
 def test_stats_check_fails_when_no_model_is_active(database_url, db):
