@@ -420,6 +420,9 @@ def test_a_failed_event_waits_for_its_backoff_which_doubles(
 def test_backoff_doubles_per_failure_and_is_capped_at_an_hour():
     assert [backoff_seconds(n, 30) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert backoff_seconds(30, 30) == MAX_BACKOFF.total_seconds() == 3600
+    # Just under the cap, exactly at it, and the first doubling past it.
+    assert [backoff_seconds(n, 30) for n in (7, 8)] == [1920, 3600]
+    assert [backoff_seconds(n, 225) for n in (4, 5, 6)] == [1800, 3600, 3600]
     assert backoff_seconds(5, 0) == 0
 
 
