@@ -918,7 +918,7 @@ cd /work/main                                   # the project root
 
 It needs the Postgres of the tests (`MODEL_SYNC_TEST_ADMIN_URL`, default
 `postgresql://postgres@127.0.0.1:5432/postgres`) and the recorded responses in
-`../shared/fixtures/vercel/`. It creates the database `model_sync_bench` (`--database`) and
+`model_sync_tests/fixtures/vercel/`. It creates the database `model_sync_bench` (`--database`) and
 drops it at the end. It is not part of the test suite.
 
 ## The synthetic responses

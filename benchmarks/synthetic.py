@@ -1,7 +1,7 @@
 """Synthetic Vercel AI Gateway ``/v1/models`` responses of any size, shaped like the real ones.
 
 Nothing is hard-coded about the catalog's shape: every distribution is read, at run time, from
-a recorded real response (by default the newest one in ``../shared/fixtures/vercel``).
+a recorded real response (by default the newest one in ``model_sync_tests/fixtures/vercel``).
 
 * **Field mix, type share, tier share, tag mix**: each synthetic model is a copy of a real
   model (a *template*), so optional keys (``released``, ``tags``, ``*_tiers``, ``web_search``,
@@ -31,7 +31,7 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-FIXTURES_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vercel"
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "model_sync_tests" / "fixtures" / "vercel"
 
 # Price kinds. A rescale touches only the family of the model's primary price, so for example
 # a per-search web_search price is not multiplied by a per-token ratio.

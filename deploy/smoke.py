@@ -25,7 +25,7 @@ import httpx
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_RESPONSE = REPO.parent / "shared" / "fixtures" / "vercel" / "models-2026-03-05.json"
+DEFAULT_RESPONSE = REPO / "model_sync_tests" / "fixtures" / "vercel" / "models-2026-03-05.json"
 JOB = "ai_models_sync_job"
 
 LAUNCH = """

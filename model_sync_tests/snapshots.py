@@ -1,4 +1,8 @@
-"""The recorded real gateway responses in ``../shared/fixtures`` (read-only, beside the repo)."""
+"""The recorded real gateway responses vendored in ``model_sync_tests/fixtures``.
+
+One folder per source (``vercel/``, ``openrouter/``, ``models-dev/``, ``litellm/``); where each
+file came from is in ``fixtures/README.md``. The tests need nothing outside the repository.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +14,42 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures"
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 VERCEL_DIR = FIXTURES_DIR / "vercel"
+OPENROUTER_DIR = FIXTURES_DIR / "openrouter"
+MODELS_DEV_DIR = FIXTURES_DIR / "models-dev"
+LITELLM_DIR = FIXTURES_DIR / "litellm"
 
 
-def _require_fixtures() -> None:
-    if not (VERCEL_DIR / "snapshots.csv").is_file():
-        raise RuntimeError(
-            f"the recorded gateway responses are missing: expected {VERCEL_DIR}/snapshots.csv. "
-            "The tests read ../shared/fixtures beside the repository root; check out the "
-            "project next to its shared/ folder."
-        )
+def fixture_path(relative: str) -> Path:
+    """A vendored fixture by its path under ``fixtures/``.
+
+    E.g. ``fixture_path("openrouter/models-2026-07-14.json")``.
+
+    Raises ``FileNotFoundError`` naming the path when there is no such file, rather than letting
+    a test fail later on a confusing read.
+    """
+    path = FIXTURES_DIR / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"no vendored fixture {relative!r} (looked for {path})")
+    return path
+
+
+@cache
+def fixture_bytes(relative: str) -> bytes:
+    """The exact bytes of a vendored fixture (cached; do not mutate)."""
+    return fixture_path(relative).read_bytes()
+
+
+def fixture_json(relative: str) -> Any:
+    """A fresh parse of a vendored JSON fixture (callers may mutate it)."""
+    return json.loads(fixture_bytes(relative))
 
 
 @cache
 def vercel_snapshots() -> list[tuple[str, datetime]]:
     """(file name, capture time) of every Vercel snapshot, oldest first (per snapshots.csv)."""
-    _require_fixtures()
-    with (VERCEL_DIR / "snapshots.csv").open(newline="") as handle:
+    with fixture_path("vercel/snapshots.csv").open(newline="") as handle:
         rows = [
             (row["file"], datetime.fromisoformat(row["captured_at_utc"].replace("Z", "+00:00")))
             for row in csv.DictReader(handle)
@@ -36,15 +58,14 @@ def vercel_snapshots() -> list[tuple[str, datetime]]:
 
 
 def snapshot_path(name: str) -> Path:
-    _require_fixtures()
-    return VERCEL_DIR / name
+    """A Vercel snapshot by file name (``"models-2026-03-05.json"``)."""
+    return fixture_path(f"vercel/{name}")
 
 
-@cache
 def snapshot_bytes(name: str) -> bytes:
-    return snapshot_path(name).read_bytes()
+    return fixture_bytes(f"vercel/{name}")
 
 
 def snapshot_models(name: str) -> list[dict[str, Any]]:
     """A fresh copy of the snapshot's ``data`` list (callers may mutate it)."""
-    return json.loads(snapshot_bytes(name))["data"]
+    return fixture_json(f"vercel/{name}")["data"]

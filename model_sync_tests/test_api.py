@@ -286,6 +286,13 @@ REFUSED: list[tuple[str, str, Callable[[Keys], dict[str, str]]]] = [
         "secret",
         lambda k: hs256_headers(iat=int(time.time()) - 600, exp=int(time.time()) - 60),
     ),
+    # exp is whole seconds and the clock runs on, so "now" is always >= exp + 10 s here: the
+    # token is exactly at (or past) the 10 s clock-skew leeway, which refuses it.
+    (
+        "expired_exactly_at_the_leeway",
+        "secret",
+        lambda k: hs256_headers(iat=int(time.time()) - 600, exp=int(time.time()) - 10),
+    ),
     ("nbf_in_the_future", "secret", lambda k: hs256_headers(nbf=int(time.time()) + 3600)),
     ("missing_exp", "secret", lambda k: hs256_headers(exp=DROP)),
     ("wrong_secret", "secret", lambda k: bearer(sign(SECRET + "-other", "HS256"))),
@@ -374,6 +381,18 @@ ACCEPTED: list[tuple[str, str, Callable[[Keys], str]]] = [
         "expired_within_leeway",
         "secret",
         lambda k: sign(SECRET, "HS256", claims(exp=int(time.time()) - 2)),
+    ),
+    (
+        # Refused only if the check ran over a second after signing.
+        "expired_8s_ago_within_the_10s_leeway",
+        "secret",
+        lambda k: sign(SECRET, "HS256", claims(exp=int(time.time()) - 8)),
+    ),
+    (
+        # nbf at most now + 10 s is accepted: "now" only grows after signing.
+        "nbf_exactly_at_the_leeway",
+        "secret",
+        lambda k: sign(SECRET, "HS256", claims(nbf=int(time.time()) + 10)),
     ),
 ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import socket
 import struct
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from model_sync.gateway import (
     BODY_PREVIEW_BYTES,
@@ -222,7 +224,7 @@ def raw_server() -> Iterator[Callable[..., RawServer]]:
 # --- Retries on status codes -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
+@pytest.mark.parametrize("status", [500, 502, 503, 599])
 def test_transient_server_error_is_retried(httpserver: HTTPServer, status: int):
     """A gateway hiccup must not cost a whole day's sync: one 5xx, then the list, succeeds."""
     url = serve_sequence(
@@ -266,7 +268,8 @@ def test_rate_limit_waits_for_retry_after(httpserver: HTTPServer, retry_after):
     assert waited >= 0.9
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
+# 428 and 430 border the one retried 4xx (429); 499 borders the retried 5xx range.
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 428, 430, 499])
 def test_client_error_fails_at_once(httpserver: HTTPServer, status: int):
     """A 4xx will not heal by asking again (wrong URL, bad key): fail now, with what was said."""
     body = b'{"error": {"message": "no such route", "type": "not_found"}}'
@@ -448,13 +451,21 @@ def test_empty_model_list_is_a_valid_response(httpserver: HTTPServer):
 def test_successful_fetch_reports_what_was_served(httpserver: HTTPServer):
     """The audit trail (byte count, sha256) must describe exactly the bytes the gateway sent."""
     body = snapshot_bytes(SNAPSHOT)
+    delay_seconds = 0.2
+
+    def slow_answer(request: Request) -> Response:
+        time.sleep(delay_seconds)  # so fetch_ms has a known lower bound
+        return Response(body, content_type="application/json")
+
     httpserver.expect_request(
         PATH, method="GET", headers={"Accept": "application/json", "User-Agent": USER_AGENT}
-    ).respond_with_data(body, content_type="application/json")
+    ).respond_with_handler(slow_answer)
     url = httpserver.url_for(PATH)
 
     before = datetime.now(UTC)
+    started = time.monotonic()
     response = fetcher(url).fetch()
+    elapsed_ms = (time.monotonic() - started) * 1000
 
     assert len(response.models) == SNAPSHOT_MODELS
     assert response.models == json.loads(body)["data"]
@@ -463,7 +474,8 @@ def test_successful_fetch_reports_what_was_served(httpserver: HTTPServer):
     assert response.status == 200
     assert response.url == url
     assert before <= response.fetched_at <= datetime.now(UTC)
-    assert response.fetch_ms >= 0
+    # Milliseconds: at least the server's delay, at most the wall time of the call.
+    assert delay_seconds * 1000 <= response.fetch_ms <= math.ceil(elapsed_ms)
     assert len(httpserver.log) == 1
 
 
@@ -551,6 +563,73 @@ def test_oversized_error_page_reports_its_real_status(httpserver: HTTPServer, st
     assert "over the cap" in str(error)
     assert error.status == status
     assert f"HTTP {status}" in str(error)
+
+
+def exactly(size: int) -> bytes:
+    """A valid model list of exactly ``size`` bytes (trailing whitespace is still JSON)."""
+    body = envelope([{"id": "openai/gpt-5"}])
+    assert len(body) <= size
+    return body + b" " * (size - len(body))
+
+
+def _cap_probe_content_length(httpserver, raw_server, tmp_path, body: bytes) -> str:
+    return serve_forever(httpserver, body)
+
+
+def _cap_probe_chunked(httpserver, raw_server, tmp_path, body: bytes) -> str:
+    return raw_server(chunked(body)).url
+
+
+def _cap_probe_gzip(httpserver, raw_server, tmp_path, body: bytes) -> str:
+    # The cap applies to the decoded body; the compressed one is far smaller.
+    return serve_forever(httpserver, gzip.compress(body), headers={"Content-Encoding": "gzip"})
+
+
+def _cap_probe_saved_file(httpserver, raw_server, tmp_path, body: bytes) -> str:
+    path = tmp_path / "models.json"
+    path.write_bytes(body)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "serve",
+    [
+        pytest.param(_cap_probe_content_length, id="content-length"),
+        pytest.param(_cap_probe_chunked, id="chunked"),
+        pytest.param(_cap_probe_gzip, id="gzip"),
+        pytest.param(_cap_probe_saved_file, id="saved-file"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("size", "accepted"),
+    [pytest.param(CAP, True, id="exactly-the-cap"), pytest.param(CAP + 1, False, id="one-over")],
+)
+def test_body_of_exactly_the_cap_is_read_and_one_byte_more_is_refused(
+    httpserver: HTTPServer, raw_server, tmp_path: Path, serve, size: int, accepted: bool
+):
+    """MODEL_SYNC_MAX_BODY_BYTES is the largest body accepted, however it arrives."""
+    body = exactly(size)
+    assert len(body) == size
+    url = serve(httpserver, raw_server, tmp_path, body)
+    if accepted:
+        response = fetcher(url, max_body_bytes=CAP).fetch()
+        assert response.models == [{"id": "openai/gpt-5"}]
+        assert response.byte_count == CAP
+    else:
+        error = fetch_error(fetcher(url, max_body_bytes=CAP, max_retries=0))
+        assert f"over the cap of {CAP}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [pytest.param(200, 200, id="exactly-200-bytes"), pytest.param(201, 200, id="201-bytes")],
+)
+def test_error_shows_at_most_the_first_200_bytes_of_the_body(size: int, shown: int):
+    """Enough of a proxy's error page to recognise it, never a whole 50 MB body in a log."""
+    body = bytes(ord("a") + i % 26 for i in range(size))
+    error = GatewayError("the gateway answered HTTP 502", url="http://gw/", status=502, body=body)
+    assert error.body_preview == body[:shown].decode()
+    assert f"body starts: {body[:shown].decode()!r})" in str(error)
 
 
 # --- Saved responses on disk ------------------------------------------------------------------

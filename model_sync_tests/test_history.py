@@ -13,6 +13,8 @@ from decimal import Decimal
 import pytest
 
 from model_sync.backfill import backfill, saved_responses
+from model_sync.store.sync import SyncRefused, SyncRequest, sync_catalog
+from model_sync.transform import normalize_models
 from model_sync_tests.conftest import run_cli
 from model_sync_tests.snapshots import VERCEL_DIR, snapshot_models, vercel_snapshots
 from model_sync_tests.test_sync import check_evaluation, materialization_metadata, serve_models
@@ -112,13 +114,75 @@ def test_backfill_twice_and_a_repeated_snapshot_add_nothing(
         "SELECT (SELECT count(*) FROM ai_model_versions), (SELECT count(*) FROM ai_model_changes)"
     )
     before = db.execute(counts).fetchone()
-    backfill(engine, VERCEL_DIR, report=lambda line: None)
+    lines: list[str] = []
+    backfill(engine, VERCEL_DIR, report=lines.append)
     assert db.execute(counts).fetchone() == before
+    # Files *older* than the newest version are skipped; the newest, dated exactly at it, is
+    # loaded again (and changes nothing).
+    *older, (newest, _) = vercel_snapshots()
+    assert [line.split(":")[0] for line in lines if line.startswith("skip ")] == [
+        f"skip {name}" for name, _ in older
+    ]
+    [loaded] = [line for line in lines if not line.startswith("skip ")]
+    assert loaded.startswith(f"{newest} @ ")
+    assert loaded.endswith(
+        "created=0 updated=0 deactivated=0 reactivated=0 failed=0 versions_opened=0"
+    )
     last = vercel_snapshots()[-1][0]
     result = run_sync(serve_models(httpserver, snapshot_models(last)))
     assert result.success
     assert materialization_metadata(result, "ai_models")["versions_opened"] == 0
     assert db.execute(counts).fetchone() == before
+
+
+def test_a_sync_dated_at_the_newest_version_is_allowed_and_one_microsecond_earlier_refused(
+    engine, db
+):
+    """History is append-only: a response dated before the newest recorded version is refused
+    with nothing written; one dated exactly at it is not "before" and is loaded."""
+    models = snapshot_models(BASE)
+    newest = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def sync(served: list[dict], effective_at: datetime):
+        return sync_catalog(
+            engine,
+            SyncRequest(
+                frame=normalize_models(served).frame,
+                source="vercel",
+                run_id=f"at-{effective_at.isoformat()}",
+                effective_at=effective_at,
+            ),
+            started_at=datetime.now(UTC),
+        )
+
+    sync(models, newest)
+    changed = json.loads(json.dumps(models))
+    gpt = by_id(changed, "openai/gpt-4o")
+    gpt["pricing"]["input"] = "0.000003"  # 2.5 → 3 per 1M
+    tables = (
+        "SELECT (SELECT count(*) FROM ai_model_versions), (SELECT count(*) FROM model_sync_runs)"
+    )
+    before = (
+        db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall(),
+        db.execute(tables).fetchone(),
+    )
+
+    with pytest.raises(SyncRefused, match="history is append-only"):
+        sync(changed, newest - timedelta(microseconds=1))
+    after = (
+        db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall(),
+        db.execute(tables).fetchone(),
+    )
+    assert after == before
+
+    result = sync(changed, newest)
+    assert result.counts.updated == 1
+    assert db.execute(
+        "SELECT cost_per_1m_input::text FROM ai_model_price_at('openai/gpt-4o', %s)", (newest,)
+    ).fetchone() == ("3",)
+    assert db.execute(
+        "SELECT cost_per_1m_input::text FROM ai_models WHERE model_id = 'openai/gpt-4o'"
+    ).fetchone() == ("3",)
 
 
 def first_input_price_change(snapshots) -> tuple[str, datetime, str, str]:

@@ -128,6 +128,74 @@ def test_bad_values_fail_with_the_variable_named(name, value):
         Settings.from_env({name: value})
 
 
+# (variable, value at its limit, value one step past it, Settings attribute, parsed value).
+# Limits are inclusive: the value at the limit is accepted, one step past is refused.
+LIMITS = [
+    ("MODEL_SYNC_HTTP_TIMEOUT_SECONDS", "0.1", "0.09", "http_timeout_seconds", 0.1),
+    ("MODEL_SYNC_HTTP_TIMEOUT_SECONDS", "3600", "3600.01", "http_timeout_seconds", 3600.0),
+    ("MODEL_SYNC_HTTP_MAX_RETRIES", "0", "-1", "http_max_retries", 0),
+    ("MODEL_SYNC_HTTP_MAX_RETRIES", "20", "21", "http_max_retries", 20),
+    ("MODEL_SYNC_HTTP_BACKOFF_SECONDS", "0", "-0.01", "http_backoff_seconds", 0.0),
+    ("MODEL_SYNC_HTTP_BACKOFF_SECONDS", "300", "300.01", "http_backoff_seconds", 300.0),
+    ("MODEL_SYNC_MAX_BODY_BYTES", "1024", "1023", "max_body_bytes", 1024),
+    ("MODEL_SYNC_MAX_DEACTIVATION_SHARE", "0", "-0.01", "max_deactivation_share", 0.0),
+    ("MODEL_SYNC_MAX_DEACTIVATION_SHARE", "1", "1.01", "max_deactivation_share", 1.0),
+    ("MODEL_SYNC_FRESHNESS_HOURS", "0.1", "0.09", "freshness_hours", 0.1),
+    ("MODEL_SYNC_FRESHNESS_HOURS", "8784", "8784.01", "freshness_hours", 8784.0),
+    ("MODEL_SYNC_MAX_FAILED_SHARE", "0", "-0.01", "max_failed_share", 0.0),
+    ("MODEL_SYNC_MAX_FAILED_SHARE", "1", "1.01", "max_failed_share", 1.0),
+    ("MODEL_SYNC_LOCK_TIMEOUT_SECONDS", "0.1", "0.09", "lock_timeout_seconds", 0.1),
+    ("MODEL_SYNC_LOCK_TIMEOUT_SECONDS", "3600", "3600.01", "lock_timeout_seconds", 3600.0),
+    ("MODEL_SYNC_STATEMENT_TIMEOUT_SECONDS", "0.1", "0.09", "statement_timeout_seconds", 0.1),
+    ("MODEL_SYNC_ANOMALY_FAIL_FACTOR", "1000000", "1000000.1", "anomaly_fail_factor", 1e6),
+    ("MODEL_SYNC_ANOMALY_WARN_FACTOR", "1", "0.99", "anomaly_warn_factor", 1.0),
+    ("MODEL_SYNC_WEBHOOK_TIMEOUT_SECONDS", "0.1", "0.09", "webhook_timeout_seconds", 0.1),
+    ("MODEL_SYNC_WEBHOOK_TIMEOUT_SECONDS", "300", "300.01", "webhook_timeout_seconds", 300.0),
+    ("MODEL_SYNC_WEBHOOK_BACKOFF_SECONDS", "0", "-0.01", "webhook_backoff_seconds", 0.0),
+    ("MODEL_SYNC_WEBHOOK_BACKOFF_SECONDS", "3600", "3600.01", "webhook_backoff_seconds", 3600.0),
+    ("MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS", "1", "0", "webhook_alert_after_attempts", 1),
+    (
+        "MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS",
+        "1000",
+        "1001",
+        "webhook_alert_after_attempts",
+        1000,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "at_limit", "past_limit", "attribute", "parsed"),
+    [pytest.param(*limit, id=f"{limit[0]}={limit[1]}") for limit in LIMITS],
+)
+def test_each_numeric_limit_is_inclusive(name, at_limit, past_limit, attribute, parsed):
+    assert getattr(Settings.from_env({name: at_limit}), attribute) == parsed
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: past_limit})
+
+
+@pytest.mark.parametrize(
+    ("fail", "warn", "accepted"),
+    [
+        pytest.param("1", "1", True, id="both-at-the-lowest-factor"),
+        pytest.param("0.99", "1", False, id="fail-factor-below-1"),
+        pytest.param("20", "20", True, id="warn-equal-to-fail"),
+        pytest.param("20", "20.01", False, id="warn-above-fail"),
+    ],
+)
+def test_warn_factor_may_reach_but_not_pass_the_fail_factor(fail, warn, accepted):
+    env = {"MODEL_SYNC_ANOMALY_FAIL_FACTOR": fail, "MODEL_SYNC_ANOMALY_WARN_FACTOR": warn}
+    if accepted:
+        settings = Settings.from_env(env)
+        assert (settings.anomaly_fail_factor, settings.anomaly_warn_factor) == (
+            float(fail),
+            float(warn),
+        )
+    else:
+        with pytest.raises(SettingsError, match="MODEL_SYNC_ANOMALY_"):
+            Settings.from_env(env)
+
+
 @pytest.mark.parametrize(("enabled", "status"), [(True, "RUNNING"), (False, "STOPPED")])
 def test_schedule_targets_the_job_at_the_configured_cron_in_utc(enabled, status, caplog):
     settings = Settings(cron_schedule=normalize_cron("0 0 2,14 * * *"), enabled=enabled)
@@ -148,7 +216,10 @@ def test_schedule_targets_the_job_at_the_configured_cron_in_utc(enabled, status,
     tick = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
     with build_schedule_context(scheduled_execution_time=tick) as context:
         [request] = schedule.evaluate_tick(context).run_requests
-    assert request.job_name in (None, SYNC_JOB_NAME)
+    # Dagster leaves a schedule's run request without a job name: it runs the schedule's own
+    # job, which is SYNC_JOB_NAME (asserted above).
+    assert request.job_name is None
+    assert request.tags == {"dagster/schedule_name": SCHEDULE_NAME}
 
 
 def test_job_selects_all_three_assets_and_the_stats_check():

@@ -7,6 +7,7 @@ JSON alone, never from the code under test.
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -14,10 +15,10 @@ from dagster import AssetKey
 
 from model_sync_tests.conftest import run_logs
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_models, vercel_snapshots
+from model_sync_tests.test_transform import TOKEN_PRICES, served_base_price, shift_six
 
 GATEWAY_PATH = "/v1/models"
 # Present 08-30 and 09-03, absent on 10-13, back 10-16 … 11-18, gone again in 2026-03-05.
-PRICE_KEYS = ("input", "output", "input_cache_read", "input_cache_write")
 RETURNING_MODEL = "google/gemini-2.5-flash-image-preview"
 
 
@@ -55,17 +56,45 @@ def expected_changes(previous: dict[str, dict], current: dict[str, dict], seen: 
     }
 
 
+def stored_user_columns(db) -> dict[str, tuple[bool, int]]:
+    return {
+        row[0]: (row[1], row[2])
+        for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
+    }
+
+
 def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
     run_sync, httpserver, db
 ):
-    """Each real snapshot in capture order: counts equal the diff; user columns survive."""
+    """Each real snapshot in capture order: counts equal the diff; user columns survive.
+
+    User settings are read back right after each sync, before anything writes them again, so
+    a sync that touches them (on created, updated, unchanged, deactivated or reactivated
+    rows) fails here.
+    """
     previous: dict[str, dict] = {}
     seen: set[str] = set()
     user_settings: dict[str, tuple[bool, int]] = {}
+    # The syncs that deactivated and reactivated RETURNING_MODEL, checked with its settings.
+    returning_checked = {"deactivated": False, "reactivated": False}
     for step, (name, _captured) in enumerate(vercel_snapshots()):
         current = {model["id"]: model for model in snapshot_models(name)}
         result = run_sync(serve(httpserver, snapshot_bytes(name)))
         assert result.success, name
+
+        # First, before anything else writes to the table: the settings made before this
+        # sync are exactly as the user left them, and every other row has the defaults.
+        stored_user = stored_user_columns(db)
+        assert {k: stored_user[k] for k in user_settings} == user_settings, name
+        assert {k: v for k, v in stored_user.items() if k not in user_settings} == {
+            k: (False, 0) for k in stored_user.keys() - user_settings.keys()
+        }, name
+        if RETURNING_MODEL in user_settings:
+            if RETURNING_MODEL in previous and RETURNING_MODEL not in current:
+                returning_checked["deactivated"] = True
+            if RETURNING_MODEL not in previous and RETURNING_MODEL in current:
+                returning_checked["reactivated"] = True
+
         counts = materialization_metadata(result, "ai_models")
         expected = expected_changes(previous, current, seen)
         assert {key: counts[key] for key in expected} == expected, name
@@ -82,7 +111,7 @@ def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
         # Users edit their own columns between syncs, including on a model that will vanish
         # and come back; no sync may touch them.
         for offset, model_id in enumerate(sorted(current)[step::7]):
-            user_settings[model_id] = (offset % 2 == 0, step * 10 + offset)
+            user_settings[model_id] = (offset % 2 == 0, step * 10 + offset + 1)
         if RETURNING_MODEL in current:
             user_settings[RETURNING_MODEL] = (True, 999)
         for model_id, (recommended, priority) in user_settings.items():
@@ -92,19 +121,10 @@ def test_replay_of_every_snapshot_matches_a_plain_diff_and_keeps_user_settings(
             )
         previous, seen = current, seen | current.keys()
 
-        stored_user = {
-            row[0]: (row[1], row[2])
-            for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
-        }
-        assert {k: stored_user[k] for k in user_settings} == user_settings
-
-    # The settings made before the last sync survived it as well.
-    final_user = {
-        row[0]: (row[1], row[2])
-        for row in db.execute("SELECT model_id, is_recommended, priority FROM ai_models")
-    }
-    assert {k: final_user[k] for k in user_settings} == user_settings
-    assert final_user[RETURNING_MODEL] == (True, 999)
+    # The checks above covered real settings on rows of every kind, not an empty dict.
+    assert len(user_settings) > 100
+    assert {recommended for recommended, _ in user_settings.values()} == {True, False}
+    assert returning_checked == {"deactivated": True, "reactivated": True}
     runs = db.execute(
         "SELECT count(*), count(DISTINCT run_id) FROM model_sync_runs WHERE status = 'success'"
     ).fetchone()
@@ -147,27 +167,31 @@ def test_second_sync_of_the_same_response_writes_nothing(run_sync, httpserver, d
 
 
 def test_stored_prices_are_exact_numerics_scaled_per_million(run_sync, httpserver, db):
-    """Every stored per-1M price equals the JSON string × 10^6, with no float on the way."""
+    """Every stored per-1M price is the JSON string with its point moved six places, digit for
+    digit: compared as Postgres prints the NUMERIC, so ``0.3000000`` cannot pass for ``0.3``."""
     name = "models-2026-03-05.json"
     assert run_sync(serve(httpserver, snapshot_bytes(name))).success
+    columns = [column for _, _, column in TOKEN_PRICES]
     rows = {
         row[0]: row[1:]
         for row in db.execute(
-            "SELECT model_id, cost_per_1m_input, cost_per_1m_output, cost_per_1m_cache_read, "
-            "cost_per_1m_cache_write, pg_typeof(cost_per_1m_input)::text FROM ai_models"
+            "SELECT model_id, "
+            + ", ".join(f"{column}::text" for column in columns)
+            + ", web_search_cost::text, pg_typeof(cost_per_1m_input)::text FROM ai_models"
         )
     }
     checked = 0
     for model in snapshot_models(name):
         pricing = model.get("pricing", {})
-        stored = rows[model["id"]]
-        assert stored[4] == "numeric"
-        for key, value in zip(PRICE_KEYS, stored[:4], strict=True):
-            if key in pricing:
-                assert value == Decimal(pricing[key]) * 1_000_000, (model["id"], key)
-                checked += 1
-            else:
-                assert value is None
+        *stored, web_search, column_type = rows[model["id"]]
+        assert column_type == "numeric"
+        for (flat_key, tier_key, column), text in zip(TOKEN_PRICES, stored, strict=True):
+            served = served_base_price(pricing, flat_key, tier_key)
+            expected = None if served is None else shift_six(served)
+            assert text == expected, (model["id"], column, served)
+            checked += served is not None
+        # web_search is per search: stored as served, not scaled.
+        assert web_search == pricing.get("web_search"), model["id"]
     assert checked > 400
     # "0.00000012" per token is exactly 0.12 per million, written without trailing zeros.
     cheap = db.execute(
@@ -193,6 +217,35 @@ def test_tiers_pricing_and_raw_model_are_kept_whole(run_sync, httpserver, db):
             assert [Decimal(t["cost"]) for t in input_tiers] == [Decimal(t["cost"]) for t in served]
             assert [t.get("max") for t in input_tiers] == [t.get("max") for t in served]
             assert [t["min"] for t in input_tiers] == [t.get("min", 0) for t in served]
+
+
+def test_values_at_their_limits_are_stored_exactly(run_sync, httpserver, db):
+    """A 1000-byte id, BIGINT-maximal counts and the last storable second all fit the catalog."""
+    model_id = "a/" + "é" * 499  # 1000 bytes of UTF-8
+    template = snapshot_models("models-2025-11-18.json")[0]
+    model = {
+        **template,
+        "id": model_id,
+        "context_window": 9_223_372_036_854_775_807,
+        "max_tokens": 9_223_372_036_854_775_807,
+        "released": 253_402_300_799,
+        "created": 0,
+    }
+    result = run_sync(serve_models(httpserver, [model]))
+    assert result.success
+    assert materialization_metadata(result, "ai_models")["created"] == 1
+    assert db.execute(
+        "SELECT octet_length(model_id), context_window::text, max_output_tokens::text, "
+        "(released_at AT TIME ZONE 'UTC')::text, (gateway_created_at AT TIME ZONE 'UTC')::text "
+        "FROM ai_models WHERE model_id = %s",
+        (model_id,),
+    ).fetchone() == (
+        1000,
+        "9223372036854775807",
+        "9223372036854775807",
+        "9999-12-31 23:59:59",
+        "1970-01-01 00:00:00",
+    )
 
 
 def test_invalid_models_are_skipped_counted_and_recorded(run_sync, httpserver, db, instance):
@@ -226,20 +279,22 @@ def test_log_lines_and_metadata_match_the_old_module(run_sync, httpserver, insta
     models = snapshot_models("models-2025-11-18.json")
     url = serve_models(httpserver, models)
     run_sync(url)
+    started = time.monotonic()
     result = run_sync(serve_models(httpserver, models[:-3]))
+    elapsed_ms = (time.monotonic() - started) * 1000
     logs = run_logs(instance, result)
     assert f"Fetching models from: {url}" in logs
     assert "Successfully fetched 141 models from AI Gateway" in logs
     assert "Deactivated 3 models that are no longer available" in logs
-    assert any(
-        line.startswith("AI Models sync completed successfully in ") and line.endswith(" ms")
-        for line in logs
-    )
+    meta = materialization_metadata(result, "ai_models")
+    # Milliseconds of this run: more than zero (a sync of 141 models takes several), within the
+    # wall time of the whole job, and the number the log line shows.
+    assert isinstance(meta["duration_ms"], int)
+    assert 0 < meta["duration_ms"] <= elapsed_ms
+    assert f"AI Models sync completed successfully in {meta['duration_ms']} ms" in logs
     assert any(line.startswith("Stats: total=141, created=0, updated=0,") for line in logs)
     assert "Database Stats: 141 active models, 3 inactive models" in logs
-    meta = materialization_metadata(result, "ai_models")
     assert meta["dagster/row_count"] == 144
-    assert meta["duration_ms"] >= 0
     raw_meta = materialization_metadata(result, "gateway_models_raw")
     assert raw_meta["model_count"] == 141
     assert len(raw_meta["sha256"]) == 64
@@ -266,20 +321,81 @@ def test_each_created_and_updated_model_is_logged_in_one_debug_event_per_kind(
     assert not any(line.startswith("Created model: ") for line in run_logs(instance, second))
 
 
+@pytest.mark.parametrize("count", [1000, 1001])
 def test_model_log_lines_are_capped_with_a_pointer_to_the_change_table(
-    run_sync, httpserver, instance
+    run_sync, httpserver, instance, count
 ):
+    """Up to 1000 "Created model" lines; past that, one line pointing at ai_model_changes."""
     from model_sync.assets import MODEL_LOG_LINES_CAP
 
+    assert MODEL_LOG_LINES_CAP == 1000
     template = snapshot_models("models-2025-11-18.json")[0]
-    count = MODEL_LOG_LINES_CAP + 7
     models = [{**template, "id": f"acme/model-{index:05d}"} for index in range(count)]
     result = run_sync(serve_models(httpserver, models))
     [message] = [line for line in run_logs(instance, result) if line.startswith("Created model: ")]
     lines = message.splitlines()
-    assert len(lines) == MODEL_LOG_LINES_CAP + 1
-    assert lines[0] == "Created model: acme/model-00000"
-    assert lines[-1].startswith("… and 7 more (SELECT * FROM ai_model_changes WHERE sync_id = ")
+    assert lines[:1000] == [f"Created model: acme/model-{index:05d}" for index in range(1000)]
+    if count == 1000:
+        assert len(lines) == 1000
+    else:
+        assert len(lines) == 1001
+        assert lines[-1].startswith(
+            f"… and {count - 1000} more (SELECT * FROM ai_model_changes WHERE sync_id = "
+        )
+
+
+@pytest.mark.parametrize("count", [50, 51])
+def test_metadata_lists_show_at_most_50_entries(run_sync, httpserver, count):
+    """The UI's lists (changes, change report, skipped models) stop at 50; the count stays."""
+    from model_sync.assets import METADATA_LIST_CAP
+
+    assert METADATA_LIST_CAP == 50
+    template = snapshot_models("models-2025-11-18.json")[0]
+    good = [{**template, "id": f"acme/model-{index:03d}"} for index in range(count)]
+    broken = [
+        {**template, "id": f"broken/model-{index:03d}", "context_window": "huge"}
+        for index in range(count)
+    ]
+    result = run_sync(serve_models(httpserver, good + broken))
+    assert result.success
+    meta = materialization_metadata(result, "ai_models")
+
+    created = meta["changes"].split("\n\n**Updated**")[0]
+    assert created.startswith(f"**Created** ({count})\n\n")
+    listed = [line for line in created.splitlines() if line.startswith("- `")]
+    assert listed == [f"- `acme/model-{index:03d}`" for index in range(50)]
+    report_rows = [
+        line for line in meta["change_report"].splitlines() if line.startswith("| acme/")
+    ]
+    assert len(report_rows) == 50
+    skipped_rows = [
+        line
+        for line in materialization_metadata(result, "ai_models_frame")[
+            "skipped_models"
+        ].splitlines()
+        if "broken/model-" in line
+    ]
+    assert len(skipped_rows) == 50
+    if count == 50:
+        assert "… and" not in created
+        assert "… and" not in meta["change_report"]
+    else:
+        assert created.endswith("\n- … and 1 more")
+        assert (
+            "… and 1 more (SELECT * FROM ai_model_changes WHERE sync_id = "
+            in (meta["change_report"])
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("x" * 60, "x" * 60), ("x" * 61, "x" * 57 + "…"), (None, ""), ([1, 2], "[1, 2]")],
+    ids=["60-chars", "61-chars", "none", "json"],
+)
+def test_change_report_cells_are_cut_after_60_characters(value, shown):
+    from model_sync.assets import _cell
+
+    assert _cell(value) == shown
 
 
 @pytest.mark.parametrize(("share", "succeeds"), [(None, False), (0.6, False), (0.7, True)], ids=str)
@@ -306,6 +422,31 @@ def test_deactivating_too_many_models_is_refused_unless_the_limit_allows_it(
         ).fetchone() == ("failed", True)
 
 
+def test_deactivating_exactly_the_allowed_share_passes_and_one_model_more_is_refused(
+    run_sync, httpserver, db
+):
+    """MODEL_SYNC_MAX_DEACTIVATION_SHARE (0.5) refuses *more than* half: of 144 active models,
+    73 gone is refused with the catalog unchanged, exactly 72 gone is a normal sync."""
+    models = snapshot_models("models-2025-11-18.json")
+    assert len(models) == 144
+    assert run_sync(serve_models(httpserver, models)).success
+    before = db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall()
+
+    refused = run_sync(serve_models(httpserver, models[:71]))
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert (
+        "refusing to deactivate 73 of 144"
+        in failure.step_failure_data.user_failure_data.description
+    )
+    assert db.execute("SELECT * FROM ai_models ORDER BY model_id").fetchall() == before
+
+    accepted = run_sync(serve_models(httpserver, models[:72]))
+    assert accepted.success
+    assert materialization_metadata(accepted, "ai_models")["deactivated"] == 72
+    assert db.execute("SELECT count(*) FROM ai_models WHERE is_active").fetchone() == (72,)
+
+
 def test_stats_check_reports_counts_and_passes_on_a_healthy_catalog(run_sync, httpserver):
     models = snapshot_models("models-2025-11-18.json")
     run_sync(serve_models(httpserver, models))
@@ -327,6 +468,21 @@ def test_stats_check_fails_when_too_many_models_failed(run_sync, httpserver):
     evaluation = check_evaluation(result, "ai_models_sync_stats")
     assert not evaluation.passed
     assert "skipped 20 of 144" in evaluation.description
+
+
+@pytest.mark.parametrize(("broken", "passes"), [(14, True), (15, False)])
+def test_stats_check_allows_exactly_the_failed_share(run_sync, httpserver, broken, passes):
+    """MODEL_SYNC_MAX_FAILED_SHARE (0.1) fails on *more than* a tenth: of 140 served models,
+    14 skipped is exactly 10 % and passes; 15 skipped fails."""
+    models = snapshot_models("models-2025-11-18.json")[:140]
+    served = [{**m, "context_window": "huge"} for m in models[:broken]] + models[broken:]
+    result = run_sync(serve_models(httpserver, served))
+    assert result.success
+    assert materialization_metadata(result, "ai_models")["failed"] == broken
+    evaluation = check_evaluation(result, "ai_models_sync_stats")
+    assert evaluation.passed is passes
+    if not passes:
+        assert "skipped 15 of 140" in evaluation.description
 
 
 def test_stats_check_fails_when_no_model_is_active(database_url, db):

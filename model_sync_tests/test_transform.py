@@ -153,12 +153,31 @@ def fixture_row(name: str, model_id: str) -> tuple[dict[str, Any], dict[str, Any
     return rows_by_id(name)[model_id], served_model(name, model_id)
 
 
+def model_text(model: dict[str, Any]) -> str:
+    """A served model's JSON text, key order kept (the raw-JSON check pins key order too)."""
+    return json.dumps(model, ensure_ascii=False, separators=(",", ":"))
+
+
+@cache
+def first_occurrences() -> dict[str, tuple[str, str]]:
+    """Each distinct served model JSON → the (snapshot, model id) that first serves it.
+
+    Most models are served unchanged by many snapshots (1,837 pairs hold 964 distinct model
+    JSONs); each distinct one is checked once. That the same JSON gives the same row in every
+    snapshot is checked per snapshot by ``test_snapshot_rows_equal_their_first_occurrences``.
+    """
+    first: dict[str, tuple[str, str]] = {}
+    for name, _ in vercel_snapshots():
+        for model in snapshot_models(name):
+            first.setdefault(model_text(model), (name, model["id"]))
+    return first
+
+
 def snapshot_model_params() -> list[Any]:
-    """One param per model of every snapshot, built at collection time."""
+    """One param per distinct served model, named after its first (snapshot, model id)."""
     return [
-        pytest.param(name, model["id"], id=f"{name}::{model['id']}")
-        for name, _ in vercel_snapshots()
-        for model in snapshot_models(name)
+        pytest.param(name, model_id, id=f"{name}::{model_id}")
+        for name, model_id in first_occurrences().values()
     ]
 
 
@@ -180,6 +199,35 @@ def test_snapshot_keeps_every_model_in_order(name: str) -> None:
     assert list(result.frame["model_id"]) == [model["id"] for model in untouched]
     assert set(result.frame["source"]) == {"vercel"}
     assert_same_json(served, untouched)  # the input list is not modified
+
+
+def comparable(value: Any) -> Any:
+    """A frame cell in a form that compares exactly: Decimals by digits and exponent, JSON by
+    text (key order included); missing values in any spelling compare equal (their spelling
+    is pinned by dedicated tests)."""
+    if isinstance(value, list | dict):
+        return ("json", json.dumps(value))
+    if pd.isna(value):
+        return ("missing",)
+    if isinstance(value, Decimal):
+        return ("decimal", value.as_tuple())
+    return (type(value).__name__, value)
+
+
+@pytest.mark.parametrize("name", SNAPSHOT_NAMES)
+def test_snapshot_rows_equal_their_first_occurrences(name: str) -> None:
+    """A model's row depends on its JSON alone, not on the snapshot around it, so checking each
+    distinct model JSON once (SNAPSHOT_MODELS) covers every (snapshot, model) pair."""
+    first = first_occurrences()
+    rows = rows_by_id(name)
+    for model in snapshot_models(name):
+        first_name, model_id = first[model_text(model)]
+        assert model_id == model["id"]
+        row, first_row = rows[model_id], rows_by_id(first_name)[model_id]
+        assert row.keys() == first_row.keys()
+        assert {k: comparable(v) for k, v in row.items()} == {
+            k: comparable(v) for k, v in first_row.items()
+        }, (name, model_id, first_name)
 
 
 @pytest.mark.parametrize(("name", "model_id"), SNAPSHOT_MODELS)
@@ -565,6 +613,55 @@ def test_long_price_keeps_every_digit_per_million() -> None:
     model = latest_model(FIRST_ID)
     model["pricing"] = {"input": "0.0000001234567890123456789012345678901234567"}
     assert_per_million(row_of(model)["cost_per_1m_input"], model["pricing"]["input"])
+
+
+# Limits of what a model may carry, each at the limit and one step past it. The id must fit
+# the catalog's unique index (1000 bytes of UTF-8, not characters); counts must fit a BIGINT;
+# times must fit both a timestamptz and a Python datetime (9999-12-31T23:59:59Z at most).
+ID_1000_BYTES = "a/" + "x" * 998
+ID_1000_BYTES_MULTIBYTE = "a/" + "é" * 499  # 501 characters
+LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+MAX_BIGINT = 9_223_372_036_854_775_807  # 2**63 - 1
+
+AT_THE_LIMIT = [
+    pytest.param("id", ID_1000_BYTES, "model_id", ID_1000_BYTES, id="id-1000-bytes"),
+    pytest.param(
+        "id", ID_1000_BYTES_MULTIBYTE, "model_id", ID_1000_BYTES_MULTIBYTE, id="id-1000-utf8-bytes"
+    ),
+    pytest.param("context_window", MAX_BIGINT, "context_window", MAX_BIGINT, id="ctx-max-bigint"),
+    pytest.param("context_window", 0, "context_window", 0, id="ctx-zero"),
+    pytest.param("max_tokens", MAX_BIGINT, "max_output_tokens", MAX_BIGINT, id="max-tok-bigint"),
+    pytest.param("released", 253_402_300_799, "released_at", LAST_SECOND, id="released-last"),
+    pytest.param("released", 0, "released_at", EPOCH, id="released-epoch"),
+    pytest.param("created", 253_402_300_799, "gateway_created_at", LAST_SECOND, id="created-last"),
+    pytest.param("created", 0, "gateway_created_at", EPOCH, id="created-epoch"),
+]
+PAST_THE_LIMIT = [
+    pytest.param("id", "a/" + "x" * 999, id="id-1001-bytes"),
+    pytest.param("id", ID_1000_BYTES_MULTIBYTE + "x", id="id-1001-utf8-bytes"),
+    pytest.param("context_window", MAX_BIGINT + 1, id="ctx-over-bigint"),
+    pytest.param("context_window", -1, id="ctx-minus-one"),
+    pytest.param("max_tokens", MAX_BIGINT + 1, id="max-tok-over-bigint"),
+    pytest.param("released", 253_402_300_800, id="released-after-last"),
+    pytest.param("released", -1, id="released-before-epoch"),
+    pytest.param("created", 253_402_300_800, id="created-after-last"),
+    pytest.param("created", -1, id="created-before-epoch"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "column", "expected"), AT_THE_LIMIT)
+def test_values_at_their_limit_are_accepted(key: str, value: Any, column: str, expected) -> None:
+    model = latest_model(MIDDLE_ID)
+    model[key] = value
+    assert row_of(model)[column] == expected
+
+
+@pytest.mark.parametrize(("key", "value"), PAST_THE_LIMIT)
+def test_values_one_step_past_their_limit_are_refused(key: str, value: Any) -> None:
+    result = transform_with_broken_middle(changed(key, value))
+    reported = value if key == "id" else MIDDLE_ID
+    reason = assert_only_middle_skipped(result, reported)
+    assert names_field(reason, key), reason
 
 
 def test_provider_is_the_part_before_the_first_slash() -> None:

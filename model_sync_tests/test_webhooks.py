@@ -31,7 +31,7 @@ from model_sync.definitions import build_definitions
 from model_sync.resources import ChangeFeed
 from model_sync.sensors import SENSOR_NAME, WebhookDeliveriesFailing
 from model_sync.settings import Settings, SettingsError
-from model_sync.webhooks import MAX_BACKOFF, backoff_seconds, verify
+from model_sync.webhooks import MAX_BACKOFF, backoff_seconds, deliver_pending, verify
 from model_sync_tests.snapshots import snapshot_models
 from model_sync_tests.test_sync import check_evaluation, materialization_metadata, serve_models
 
@@ -420,7 +420,33 @@ def test_a_failed_event_waits_for_its_backoff_which_doubles(
 def test_backoff_doubles_per_failure_and_is_capped_at_an_hour():
     assert [backoff_seconds(n, 30) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert backoff_seconds(30, 30) == MAX_BACKOFF.total_seconds() == 3600
+    # Just under the cap, exactly at it, and the first doubling past it.
+    assert [backoff_seconds(n, 30) for n in (7, 8)] == [1920, 3600]
+    assert [backoff_seconds(n, 225) for n in (4, 5, 6)] == [1800, 3600, 3600]
     assert backoff_seconds(5, 0) == 0
+
+
+def test_one_delivery_pass_sends_at_most_its_limit_of_events(
+    run_sync, httpserver, receiver, db, engine
+):
+    """A pass stops after ``limit`` events (100 by default); the rest wait for the next one.
+
+    Four due events: a pass limited to 3 sends 3 (one past the limit is left), then a pass
+    limited to 1 sends the last one (exactly as many events as its limit)."""
+    paths = [f"/hooks/{index}" for index in range(4)]
+    for path in paths:
+        receiver.answer(path, 500, then=200)
+    urls = [receiver.url(path) for path in paths]
+    assert run_sync(serve_models(httpserver, snapshot_models(SNAPSHOT)), **feed(*urls)).success
+    assert [r["attempts"] for r in outbox(db)] == [1, 1, 1, 1]
+
+    report = deliver_pending(engine, SECRET, limit=3, backoff_base_seconds=0.0)
+    assert (report.delivered, report.failed) == (3, 0)
+    assert [r["delivered_at"] is not None for r in outbox(db)] == [True, True, True, False]
+
+    report = deliver_pending(engine, SECRET, limit=1, backoff_base_seconds=0.0)
+    assert (report.delivered, report.failed) == (1, 0)
+    assert all(r["delivered_at"] is not None for r in outbox(db))
 
 
 def test_concurrent_delivery_passes_post_each_event_once(
