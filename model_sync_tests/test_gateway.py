@@ -1,10 +1,16 @@
-"""GatewayFetcher against real servers on loopback: retries, timeouts, bad bodies, size caps.
+"""GatewayFetcher against real servers on loopback: retries, timeouts, bad bodies, size caps,
+conditional GETs.
 
 The fetcher is the one place that talks to the network, so every way a gateway can misbehave
 is played here by a real server: ``pytest-httpserver`` for well-formed HTTP, and
 :class:`RawServer` (a few lines of sockets) for faults a well-behaved HTTP server cannot
 produce, such as a reset in the middle of the body or headers followed by silence.
-Timeouts and backoff are kept tiny through the constructor, so the suite stays fast.
+Timeouts and backoff are kept tiny through ``HttpSettings``, so the suite stays fast.
+
+The fetcher returns the body as bytes; reading it as a model list (JSON, then the Vercel
+``{"object": "list", "data": [...]}`` envelope) is the source's job, reached the way every
+sync reaches it: ``service.read_response(source, fetched)``. The envelope tests therefore
+fetch and then read, and assert the error text a user sees on that path.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -29,10 +36,16 @@ from werkzeug import Request, Response
 from model_sync.gateway import (
     BODY_PREVIEW_BYTES,
     USER_AGENT,
+    FetchedBody,
     GatewayError,
     GatewayFetcher,
-    parse_model_list,
+    NotModified,
+    Validators,
 )
+from model_sync.service import read_response
+from model_sync.settings import HttpSettings
+from model_sync.sources import get_source
+from model_sync.transform import NormalizedModels
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_path
 
 SNAPSHOT = "models-2025-11-18.json"
@@ -43,9 +56,36 @@ PATH = "/v1/models"
 FAST = {"timeout_seconds": 1.0, "max_retries": 2, "backoff_seconds": 0.01}
 
 
+VERCEL = get_source("vercel")
+
+
 def fetcher(url: str, **overrides) -> GatewayFetcher:
     """A fetcher with fast retry settings; tests override only what they exercise."""
-    return GatewayFetcher(url=url, **{**FAST, **overrides})
+    return GatewayFetcher(url, http=HttpSettings(**{**FAST, **overrides}))
+
+
+def fetched(fetch: GatewayFetcher) -> FetchedBody:
+    """Run a fetch that must return a body (not a 304)."""
+    response = fetch.fetch()
+    assert isinstance(response, FetchedBody), response
+    return response
+
+
+def read(response: FetchedBody) -> NormalizedModels:
+    """The fetched body read as the Vercel model list, the way every sync reads it."""
+    return read_response(VERCEL, response)
+
+
+def served_models(response: FetchedBody) -> list:
+    """The served ``data`` entries, as the sync read them (each row keeps its raw model)."""
+    models = read(response)
+    assert models.broken == [] and models.skipped == []
+    return list(models.frame["raw"])
+
+
+def as_served(body: bytes) -> list:
+    """The ``data`` list of a body, parsed here independently (exact decimals, like the sync)."""
+    return json.loads(body, parse_float=Decimal)["data"]
 
 
 def envelope(data, **extra) -> bytes:
@@ -57,6 +97,15 @@ def fetch_error(fetch: GatewayFetcher) -> GatewayError:
     """Run a fetch that must fail, and return its error for inspection."""
     with pytest.raises(GatewayError) as caught:
         fetch.fetch()
+    return caught.value
+
+
+def read_error(fetch: GatewayFetcher) -> GatewayError:
+    """Fetch a body the server answered with (the fetch itself succeeds), read it as the model
+    list, which must fail; return that error for inspection."""
+    response = fetched(fetch)
+    with pytest.raises(GatewayError) as caught:
+        read(response)
     return caught.value
 
 
@@ -231,9 +280,10 @@ def test_transient_server_error_is_retried(httpserver: HTTPServer, status: int):
         httpserver, (status, b"upstream down", {}), (200, snapshot_bytes(SNAPSHOT), {})
     )
 
-    response = fetcher(url).fetch()
+    response = fetched(fetcher(url))
 
-    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.body == snapshot_bytes(SNAPSHOT)
+    assert len(served_models(response)) == SNAPSHOT_MODELS
     assert response.status == 200
     assert len(httpserver.log) == 2
 
@@ -260,10 +310,11 @@ def test_rate_limit_waits_for_retry_after(httpserver: HTTPServer, retry_after):
     )
 
     started = time.monotonic()
-    response = fetcher(url, timeout_seconds=5).fetch()
+    response = fetched(fetcher(url, timeout_seconds=5))
     waited = time.monotonic() - started
 
-    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.body == snapshot_bytes(SNAPSHOT)
+    assert len(served_models(response)) == SNAPSHOT_MODELS
     assert len(httpserver.log) == 2
     assert waited >= 0.9
 
@@ -333,9 +384,10 @@ def test_connection_reset_mid_body_is_retried(raw_server):
     body = snapshot_bytes(SNAPSHOT)
     server = raw_server(reset_mid_body(body), respond(body))
 
-    response = fetcher(server.url).fetch()
+    response = fetched(fetcher(server.url))
 
-    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.body == body
+    assert len(served_models(response)) == SNAPSHOT_MODELS
     assert response.sha256 == hashlib.sha256(body).hexdigest()
     assert server.connections == 2
 
@@ -421,11 +473,12 @@ _HTML_PAGE = (
 def test_body_that_is_not_a_model_list_fails(httpserver: HTTPServer, body: bytes, reason: str):
     """A 200 that is not a model list must fail loudly, showing what actually came back.
 
-    It is not retried: the server answered, and the same URL will answer the same way.
+    It is not retried: the server answered, and the same URL will answer the same way. The
+    fetch returns the body as served; reading it as Vercel's model list is what fails.
     """
     url = serve_forever(httpserver, body)
 
-    error = fetch_error(fetcher(url))
+    error = read_error(fetcher(url))
 
     assert reason in str(error)
     assert_names_response(error, url=url, status=200, body=body)
@@ -433,15 +486,18 @@ def test_body_that_is_not_a_model_list_fails(httpserver: HTTPServer, body: bytes
 
 
 def test_empty_model_list_is_a_valid_response(httpserver: HTTPServer):
-    """An empty ``data`` is a well-formed envelope, so the fetch succeeds.
+    """An empty ``data`` is a well-formed envelope, so the fetch and the read succeed.
 
     Refusing to wipe the catalog is the sync's job (see test_gateway_faults), not the fetcher's.
     """
     url = serve_forever(httpserver, envelope([]))
 
-    response = fetcher(url).fetch()
+    response = fetched(fetcher(url))
 
-    assert response.models == []
+    assert response.body == envelope([])
+    models = read(response)
+    assert models.served == 0
+    assert models.frame.empty
     assert response.status == 200
 
 
@@ -464,11 +520,12 @@ def test_successful_fetch_reports_what_was_served(httpserver: HTTPServer):
 
     before = datetime.now(UTC)
     started = time.monotonic()
-    response = fetcher(url).fetch()
+    response = fetched(fetcher(url))
     elapsed_ms = (time.monotonic() - started) * 1000
 
-    assert len(response.models) == SNAPSHOT_MODELS
-    assert response.models == json.loads(body)["data"]
+    assert response.body == body
+    assert len(served_models(response)) == SNAPSHOT_MODELS
+    assert served_models(response) == as_served(body)
     assert response.byte_count == len(body)
     assert response.sha256 == hashlib.sha256(body).hexdigest()
     assert response.status == 200
@@ -488,9 +545,10 @@ def test_gzip_body_is_decoded(httpserver: HTTPServer):
     body = snapshot_bytes(SNAPSHOT)
     url = serve_forever(httpserver, gzip.compress(body), headers={"Content-Encoding": "gzip"})
 
-    response = fetcher(url).fetch()
+    response = fetched(fetcher(url))
 
-    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.body == body
+    assert len(served_models(response)) == SNAPSHOT_MODELS
     assert response.byte_count == len(body)
     assert response.sha256 == hashlib.sha256(body).hexdigest()
 
@@ -503,7 +561,9 @@ def test_wrong_content_type_with_json_body_is_accepted(httpserver: HTTPServer, c
     """
     url = serve_forever(httpserver, snapshot_bytes(SNAPSHOT), content_type=content_type)
 
-    assert len(fetcher(url).fetch().models) == SNAPSHOT_MODELS
+    response = fetched(fetcher(url))
+    assert response.body == snapshot_bytes(SNAPSHOT)
+    assert len(served_models(response)) == SNAPSHOT_MODELS
 
 
 # --- Size cap ------------------------------------------------------------------------------------
@@ -612,8 +672,9 @@ def test_body_of_exactly_the_cap_is_read_and_one_byte_more_is_refused(
     assert len(body) == size
     url = serve(httpserver, raw_server, tmp_path, body)
     if accepted:
-        response = fetcher(url, max_body_bytes=CAP).fetch()
-        assert response.models == [{"id": "openai/gpt-5"}]
+        response = fetched(fetcher(url, max_body_bytes=CAP))
+        assert response.body == body
+        assert served_models(response) == [{"id": "openai/gpt-5"}]
         assert response.byte_count == CAP
     else:
         error = fetch_error(fetcher(url, max_body_bytes=CAP, max_retries=0))
@@ -647,9 +708,10 @@ def test_saved_response_is_read_from_disk(to_url: Callable[[Path], str]):
     path = snapshot_path(SNAPSHOT)
     body = snapshot_bytes(SNAPSHOT)
 
-    response = fetcher(to_url(path)).fetch()
+    response = fetched(fetcher(to_url(path)))
 
-    assert len(response.models) == SNAPSHOT_MODELS
+    assert response.body == body
+    assert len(served_models(response)) == SNAPSHOT_MODELS
     assert response.status is None
     assert response.byte_count == len(body)
     assert response.sha256 == hashlib.sha256(body).hexdigest()
@@ -661,10 +723,10 @@ def test_file_url_with_escaped_characters(tmp_path: Path):
     path.parent.mkdir()
     path.write_bytes(envelope([{"id": "openai/gpt-5"}]))
 
-    response = fetcher(path.as_uri()).fetch()
+    response = fetched(fetcher(path.as_uri()))
 
     assert "%20" in path.as_uri()
-    assert response.models == [{"id": "openai/gpt-5"}]
+    assert served_models(response) == [{"id": "openai/gpt-5"}]
 
 
 @pytest.mark.parametrize(
@@ -700,7 +762,7 @@ def test_saved_response_that_is_not_a_list_fails(tmp_path: Path):
     path = tmp_path / "page.html"
     path.write_bytes(_HTML_PAGE)
 
-    error = fetch_error(fetcher(str(path)))
+    error = read_error(fetcher(str(path)))
 
     assert "is not JSON" in str(error)
     assert_names_response(error, url=str(path), status=None, body=_HTML_PAGE)
@@ -718,5 +780,131 @@ def test_saved_response_that_is_not_a_list_fails(tmp_path: Path):
 def test_bodies_the_json_parser_refuses_are_gateway_errors(body: bytes, reason: str) -> None:
     """Python's parser refuses these with ValueError/RecursionError; the run must get a clear
     GatewayError, not a traceback."""
-    with pytest.raises(GatewayError, match=reason):
-        parse_model_list(body, url="http://127.0.0.1/v1/models", status=200)
+    url = "http://127.0.0.1/v1/models"
+    with pytest.raises(GatewayError, match=reason) as caught:
+        read(FetchedBody.of(url, body, status=200))
+    assert_names_response(caught.value, url=url, status=200, body=body)
+
+
+# --- Conditional GET ----------------------------------------------------------------------------
+
+ETAG = '"body-v1"'
+LAST_MODIFIED = "Wed, 18 Nov 2025 09:30:00 GMT"
+
+
+def sent_headers(httpserver: HTTPServer) -> list[dict[str, str]]:
+    """The conditional headers of each request the server saw, in order (absent ones left out)."""
+    return [
+        {
+            name: request.headers[name]
+            for name in ("If-None-Match", "If-Modified-Since")
+            if name in request.headers
+        }
+        for request, _ in httpserver.log
+    ]
+
+
+def test_unconditional_fetch_sends_no_validators_and_keeps_the_servers(httpserver: HTTPServer):
+    """A plain fetch asks for the whole body and remembers the server's ETag and Last-Modified,
+    which the next conditional GET sends back."""
+    body = snapshot_bytes(SNAPSHOT)
+    url = serve_forever(httpserver, body, headers={"ETag": ETAG, "Last-Modified": LAST_MODIFIED})
+
+    response = fetched(fetcher(url))
+
+    assert response.body == body
+    assert (response.etag, response.last_modified) == (ETAG, LAST_MODIFIED)
+    assert sent_headers(httpserver) == [{}]
+
+
+def test_body_without_validators_has_none(httpserver: HTTPServer):
+    url = serve_forever(httpserver, envelope([]))
+
+    response = fetched(fetcher(url))
+
+    assert (response.etag, response.last_modified) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("validators", "expected_headers"),
+    [
+        pytest.param(
+            Validators(etag=ETAG, last_modified=LAST_MODIFIED),
+            {"If-None-Match": ETAG, "If-Modified-Since": LAST_MODIFIED},
+            id="both",
+        ),
+        pytest.param(Validators(etag=ETAG), {"If-None-Match": ETAG}, id="etag-only"),
+        pytest.param(
+            Validators(last_modified=LAST_MODIFIED),
+            {"If-Modified-Since": LAST_MODIFIED},
+            id="last-modified-only",
+        ),
+    ],
+)
+def test_conditional_get_sends_the_validators_and_a_304_means_not_modified(
+    httpserver: HTTPServer, validators: Validators, expected_headers: dict[str, str]
+):
+    """The validators of the last body go out as If-None-Match / If-Modified-Since; the
+    server's 304 comes back as NotModified (no body, nothing to sync), asked once."""
+    url = serve_forever(httpserver, b"", status=304)
+
+    started = time.monotonic()
+    response = fetcher(url).fetch(validators)
+    elapsed_ms = (time.monotonic() - started) * 1000
+
+    assert isinstance(response, NotModified)
+    assert response.url == url
+    assert 0 <= response.fetch_ms <= math.ceil(elapsed_ms)
+    assert sent_headers(httpserver) == [expected_headers]
+
+
+def test_changed_body_answers_a_conditional_get_with_the_new_body(httpserver: HTTPServer):
+    """When the list changed, the server ignores the validators and sends it with new ones."""
+    body = snapshot_bytes(SNAPSHOT)
+    url = serve_forever(httpserver, body, headers={"ETag": '"body-v2"'})
+
+    response = fetcher(url).fetch(Validators(etag=ETAG))
+
+    assert isinstance(response, FetchedBody)
+    assert response.body == body
+    assert response.status == 200
+    assert response.etag == '"body-v2"'
+    assert response.last_modified is None
+    assert sent_headers(httpserver) == [{"If-None-Match": ETAG}]
+
+
+@pytest.mark.parametrize(
+    "validators",
+    [
+        pytest.param(None, id="no-validators"),
+        pytest.param(Validators(), id="empty-validators"),
+        pytest.param(Validators(etag="", last_modified=""), id="blank-validators"),
+    ],
+)
+def test_304_to_a_request_without_validators_is_an_error(
+    httpserver: HTTPServer, validators: Validators | None
+):
+    """A 304 only means "unchanged" as the answer to a conditional GET. Unasked, it says
+    nothing about the list (a misconfigured cache or proxy): the fetch fails, once, saying so."""
+    url = serve_forever(httpserver, b"", status=304)
+
+    with pytest.raises(GatewayError) as caught:
+        fetcher(url).fetch(validators)
+    error = caught.value
+
+    assert "the gateway answered HTTP 304" in str(error)
+    assert "after retries" not in str(error)
+    assert_names_response(error, url=url, status=304, body=b"")
+    assert sent_headers(httpserver) == [{}]
+
+
+def test_saved_response_ignores_validators(tmp_path: Path):
+    """A file has no conditional form: it is read whole, validators or not."""
+    path = tmp_path / "models.json"
+    path.write_bytes(envelope([{"id": "openai/gpt-5"}]))
+
+    response = fetcher(str(path)).fetch(Validators(etag=ETAG, last_modified=LAST_MODIFIED))
+
+    assert isinstance(response, FetchedBody)
+    assert response.body == path.read_bytes()
+    assert response.status is None
