@@ -4,6 +4,10 @@ Each test seeds a real database with a successful sync of a recorded gateway res
 full copy of the ``ai_models`` table, then runs the real Dagster job again against a fault.
 A transient fault must be ridden out; anything else must fail the run with a clear message
 and leave every row exactly as it was, because downstream applications read this table.
+
+The Vercel source's fetch, read and load run in one step (``vercel_catalog_sync``, the
+multi-asset of ``vercel/gateway_models_raw``, ``vercel/ai_models_frame`` and
+``vercel/ai_models``), so every fault fails that step; the message says which stage failed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from model_sync_tests.test_gateway import (
 
 # Fault runs stay fast: one retry, short backoff, short timeout.
 FAST_SETTINGS = {"http_timeout_seconds": 0.5, "http_max_retries": 1, "http_backoff_seconds": 0.01}
+# The one step that fetches, reads and loads the Vercel source.
+SYNC_STEP = "vercel_catalog_sync"
+CATALOG_ASSET = "vercel/ai_models"
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,15 @@ def failed_runs(db: psycopg.Connection) -> list[tuple[str, str, str]]:
     return db.execute(
         "SELECT source, source_url, error FROM model_sync_runs WHERE status = 'failed' ORDER BY id"
     ).fetchall()
+
+
+def failure_kinds(result: ExecuteInProcessResult) -> dict[str, str]:
+    """Failed step → the ``failure_kind`` of its failure (gateway, refused, database, config)."""
+    return {
+        event.step_key: event.step_failure_data.user_failure_data.metadata["failure_kind"].value
+        for event in result.all_events
+        if event.event_type == DagsterEventType.STEP_FAILURE
+    }
 
 
 def step_failures(result: ExecuteInProcessResult) -> dict[str, str]:
@@ -115,7 +131,8 @@ def test_transient_fault_then_success_changes_nothing(
 ):
     """A retried fetch of an unchanged catalog is a no-op: 0 created, 0 updated, rows untouched.
 
-    Not even ``updated_at`` may move, or every consumer would see 144 spurious changes.
+    Not even ``updated_at`` may move, or every consumer would see 144 spurious changes. The
+    body is byte for byte the seeded one, so the run is recorded as verified-unchanged.
     """
     status, body, headers = fault
     httpserver.expect_ordered_request(PATH).respond_with_data(body, status=status, headers=headers)
@@ -127,9 +144,11 @@ def test_transient_fault_then_success_changes_nothing(
 
     assert result.success, step_failures(result)
     assert len(httpserver.log) == 2
-    stats = materialized_metadata(result, "ai_models")
+    stats = materialized_metadata(result, CATALOG_ASSET)
     assert (stats["created"], stats["updated"], stats["deactivated"]) == (0, 0, 0)
     assert stats["unchanged"] == SNAPSHOT_MODELS
+    # The same body as the last successful sync, read by the same code: verified unchanged.
+    assert stats["unchanged_body"] is True
     after = catalog_state(db)
     assert after.rows == seeded.rows
     assert after.successful_runs == seeded.successful_runs + 1
@@ -146,6 +165,9 @@ class Fault:
     failed_step: str
     message: str
     records_failed_run: bool
+    # Which stage failed, now that fetch, read and load share one step: "gateway" (fetch or
+    # read) or "refused" (the sync's own guard).
+    failure_kind: str
 
 
 def _serve_body(body: bytes, content_type: str = "application/json"):
@@ -169,38 +191,44 @@ _HTML = b"<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></b
 
 FAULTS = {
     "timeout": Fault(
-        _serve_stall, "gateway_models_raw", "request failed after 1 retries: ReadTimeout", False
+        _serve_stall, SYNC_STEP, "request failed after 1 retries: ReadTimeout", False, "gateway"
     ),
     "html-body": Fault(
         _serve_body(_HTML, "text/html"),
-        "gateway_models_raw",
-        "the gateway response is not JSON",
+        SYNC_STEP,
+        "response is not JSON",
         False,
+        "gateway",
     ),
     "truncated-json": Fault(
         _serve_body(_SNAPSHOT_BYTES[: len(_SNAPSHOT_BYTES) // 2]),
-        "gateway_models_raw",
-        "the gateway response is not JSON",
+        SYNC_STEP,
+        "response is not JSON",
         False,
+        "gateway",
     ),
     "empty-data": Fault(
         _serve_body(envelope([])),
-        "ai_models",
-        "AI Models sync failed: the response has no valid models (0 failed validation)",
+        SYNC_STEP,
+        "AI Models sync failed: the response has no valid models (0 served, 0 failed validation)",
         True,
+        "refused",
     ),
     "all-models-invalid": Fault(
         _serve_body(envelope([{"id": ""}, {"name": "no id"}, "not a model"])),
-        "ai_models",
-        "AI Models sync failed: the response has no valid models (3 failed validation)",
+        SYNC_STEP,
+        "AI Models sync failed: the response has no valid models (3 served, 3 failed validation)",
         True,
+        "refused",
     ),
     "most-models-missing": Fault(
         # 60 of 144 served: 84 would be deactivated, 58% > the 50% limit.
         _serve_body(_first_models(60)),
-        "ai_models",
-        "AI Models sync failed: refusing to deactivate 84 of 144 active vercel models",
+        SYNC_STEP,
+        "AI Models sync failed: refusing to deactivate 84 of 144 active vercel models (58% > "
+        "the limit of 50%, MODEL_SYNC_MAX_DEACTIVATION_SHARE)",
         True,
+        "refused",
     ),
 }
 
@@ -216,8 +244,9 @@ def test_fault_fails_the_run_and_leaves_the_catalog_untouched(
 ):
     """The run fails where the fault is detected, says why, and writes no catalog row.
 
-    Fetch faults never reach the database, so only the sync's own refusals (empty list,
-    deactivation guard) are recorded in ``model_sync_runs``, as failed runs with the reason.
+    Fetch and read faults (no body, or a body that is not a model list) write no run, so
+    only the sync's own refusals (empty list, deactivation guard) are recorded in
+    ``model_sync_runs``, as failed runs with the reason.
     """
     url = fault.serve(httpserver, raw_server)
 
@@ -227,6 +256,7 @@ def test_fault_fails_the_run_and_leaves_the_catalog_untouched(
     failures = step_failures(result)
     assert list(failures) == [fault.failed_step]
     assert fault.message in failures[fault.failed_step]
+    assert failure_kinds(result) == {fault.failed_step: fault.failure_kind}
     assert catalog_state(db) == seeded
     recorded = failed_runs(db)
     if fault.records_failed_run:
@@ -249,7 +279,7 @@ def test_fetch_failure_names_url_status_and_body(
     result = run_sync(url, **FAST_SETTINGS)
 
     assert not result.success
-    message = step_failures(result)["gateway_models_raw"]
+    message = step_failures(result)[SYNC_STEP]
     assert f"url: {url}" in message
     assert "HTTP 200" in message
     assert f"body starts: {body.decode()!r}" in message
