@@ -73,6 +73,27 @@ def test_parse_price_json_numbers_have_a_defined_outcome(value: object, expected
     assert_exact(parse_price(value), expected)
 
 
+@pytest.mark.parametrize(
+    ("served", "expected"),
+    [
+        pytest.param("1.25e-06", "0.00000125", id="exponent"),
+        pytest.param("3e-06", "0.000003", id="3e-06"),
+        pytest.param("0.30000000000000004", "0.30000000000000004", id="17-significant-digits"),
+        pytest.param(
+            "0.00000012345678901234567890123", "0.00000012345678901234567890123", id="29-places"
+        ),
+        pytest.param("1E+3", "1E+3", id="positive-exponent"),
+        pytest.param("1e9", "1E+9", id="at-upper-bound"),
+        pytest.param("-0.0", "0", id="negative-zero"),
+        pytest.param("0E-8", "0", id="zero-with-exponent"),
+    ],
+)
+def test_parse_price_takes_json_numbers_decoded_from_their_text(served: str, expected: str) -> None:
+    """Responses are decoded with JSON fractions as ``Decimal`` of their text
+    (``sources.base.decode_json``); such a price is the number as written, digit for digit."""
+    assert_exact(parse_price(Decimal(served)), expected)
+
+
 # --- parse_price: rejected inputs --------------------------------------------------------
 
 
@@ -110,6 +131,11 @@ def test_parse_price_json_numbers_have_a_defined_outcome(value: object, expected
         pytest.param([], id="empty-list"),
         pytest.param(["0.1"], id="list"),
         pytest.param({"usd": "0.1"}, id="dict"),
+        pytest.param(Decimal("-1.5e-06"), id="negative-decimal"),
+        pytest.param(Decimal("NaN"), id="decimal-NaN"),
+        pytest.param(Decimal("sNaN"), id="decimal-sNaN"),
+        pytest.param(Decimal("Infinity"), id="decimal-Infinity"),
+        pytest.param(Decimal("-Infinity"), id="decimal-minus-Infinity"),
     ],
 )
 def test_parse_price_rejects_what_is_not_a_non_negative_number(value: object) -> None:
@@ -129,6 +155,9 @@ def test_parse_price_rejects_what_is_not_a_non_negative_number(value: object) ->
         pytest.param(1e300, id="float-over-bound"),
         pytest.param("0." + "0" * 1000 + "1", id="1001-decimal-places"),
         pytest.param("1e-999999999", id="enormous-negative-exponent"),
+        pytest.param(Decimal("1000000000.000000001"), id="decimal-just-over-bound"),
+        pytest.param(Decimal("1e999999999"), id="decimal-enormous-exponent"),
+        pytest.param(Decimal("1E-1001"), id="decimal-1001-decimal-places"),
     ],
 )
 def test_parse_price_rejects_values_outside_the_storable_range(value: object) -> None:
