@@ -7,19 +7,47 @@ JSON alone, never from the code under test.
 from __future__ import annotations
 
 import json
+import re
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetCheckSeverity, AssetKey
 
 from model_sync_tests.conftest import run_logs
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_models, vercel_snapshots
-from model_sync_tests.test_transform import TOKEN_PRICES, served_base_price, shift_six
 
 GATEWAY_PATH = "/v1/models"
+SOURCE = "vercel"
+# The served per-token price keys, their tier lists and the per-1M column each fills.
+TOKEN_PRICES = (
+    ("input", "input_tiers", "cost_per_1m_input"),
+    ("output", "output_tiers", "cost_per_1m_output"),
+    ("input_cache_read", "input_cache_read_tiers", "cost_per_1m_cache_read"),
+    ("input_cache_write", "input_cache_write_tiers", "cost_per_1m_cache_write"),
+)
+_PLAIN_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
 # Present 08-30 and 09-03, absent on 10-13, back 10-16 … 11-18, gone again in 2026-03-05.
 RETURNING_MODEL = "google/gemini-2.5-flash-image-preview"
+
+
+def shift_six(price_text: str) -> str:
+    """Move the decimal point of a plain decimal string six places right, by text alone."""
+    match = _PLAIN_DECIMAL.fullmatch(price_text)
+    assert match, f"fixture price is not a plain decimal: {price_text!r}"
+    whole, fraction = match.group(1), match.group(2) or ""
+    digits = (whole + fraction[:6].ljust(6, "0")).lstrip("0") or "0"
+    rest = fraction[6:]
+    return f"{digits}.{rest}" if rest else digits
+
+
+def served_base_price(pricing: dict[str, Any], flat_key: str, tier_key: str) -> str | None:
+    """The price text the flat column should come from: the flat key, else the first tier."""
+    if flat_key in pricing:
+        return pricing[flat_key]
+    tiers = pricing.get(tier_key)
+    return tiers[0]["cost"] if tiers else None
 
 
 def serve(httpserver, body: bytes) -> str:
@@ -32,9 +60,13 @@ def serve_models(httpserver, models: list) -> str:
     return serve(httpserver, json.dumps({"object": "list", "data": models}).encode())
 
 
-def materialization_metadata(result, asset: str) -> dict:
+def materialization_metadata(result, asset: str, source: str = SOURCE) -> dict:
+    """The metadata of ``asset`` (``ai_models``, ``ai_models_frame``, ``gateway_models_raw``)
+    of ``source`` as the run materialized it."""
     [event] = [
-        e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(asset)
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == AssetKey([source, asset])
     ]
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
@@ -153,17 +185,46 @@ def test_reactivated_model_is_active_again_and_loses_its_deactivation_time(
     ).fetchone() == (True, None)
 
 
+def last_run_row(db) -> tuple:
+    return db.execute(
+        "SELECT status, unchanged_body, total, created, updated, unchanged, deactivated, "
+        "reactivated, failed FROM model_sync_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+
+
 def test_second_sync_of_the_same_response_writes_nothing(run_sync, httpserver, db):
-    """0 created, 0 updated, and not one row version rewritten (xmin unchanged)."""
-    url = serve(httpserver, snapshot_bytes("models-2026-03-05.json"))
-    assert run_sync(url).success
-    before = dict(db.execute("SELECT model_id, xmin::text FROM ai_models").fetchall())
-    result = run_sync(url)
+    """0 created, 0 updated, and not one row version rewritten (xmin unchanged) — on both paths.
+
+    The full path: the same 232 models served again with other JSON whitespace (other bytes,
+    same content), so the body is decoded, diffed and found unchanged. Then the very same
+    bytes once more: the verified-unchanged path (``unchanged_body``), which writes nothing
+    but its run row and reports the counts a full diff would.
+    """
+    body = snapshot_bytes("models-2026-03-05.json")
+    assert run_sync(serve(httpserver, body)).success
+    catalog = "SELECT model_id, xmin::text FROM ai_models"
+    before = dict(db.execute(catalog).fetchall())
+    assert len(before) == 232
+
+    respaced = body + b"\n  \n"
+    assert respaced != body and json.loads(respaced) == json.loads(body)
+    result = run_sync(serve(httpserver, respaced))
+    assert result.success
     meta = materialization_metadata(result, "ai_models")
+    assert meta["unchanged_body"] is False
     assert (meta["created"], meta["updated"], meta["deactivated"]) == (0, 0, 0)
     assert meta["unchanged"] == meta["total"] == 232
-    after = dict(db.execute("SELECT model_id, xmin::text FROM ai_models").fetchall())
-    assert after == before
+    assert last_run_row(db) == ("success", False, 232, 0, 0, 232, 0, 0, 0)
+    assert dict(db.execute(catalog).fetchall()) == before
+
+    result = run_sync(serve(httpserver, respaced))
+    assert result.success
+    meta = materialization_metadata(result, "ai_models")
+    assert meta["unchanged_body"] is True
+    assert (meta["created"], meta["updated"], meta["deactivated"]) == (0, 0, 0)
+    assert meta["unchanged"] == meta["total"] == 232
+    assert last_run_row(db) == ("success", True, 232, 0, 0, 232, 0, 0, 0)
+    assert dict(db.execute(catalog).fetchall()) == before
 
 
 def test_stored_prices_are_exact_numerics_scaled_per_million(run_sync, httpserver, db):
@@ -220,7 +281,12 @@ def test_tiers_pricing_and_raw_model_are_kept_whole(run_sync, httpserver, db):
 
 
 def test_values_at_their_limits_are_stored_exactly(run_sync, httpserver, db):
-    """A 1000-byte id, BIGINT-maximal counts and the last storable second all fit the catalog."""
+    """A 1000-byte id, BIGINT-maximal counts and the last storable second all fit the catalog.
+
+    The last storable second is served as ISO-8601 text. Unix numbers past 10^11 are read as
+    milliseconds (changed on purpose: "served models are never lost"), so 253402300799 —
+    once the last second of 9999 in unix seconds — is now 253402300.799 s after the epoch.
+    """
     model_id = "a/" + "é" * 499  # 1000 bytes of UTF-8
     template = snapshot_models("models-2025-11-18.json")[0]
     model = {
@@ -228,15 +294,18 @@ def test_values_at_their_limits_are_stored_exactly(run_sync, httpserver, db):
         "id": model_id,
         "context_window": 9_223_372_036_854_775_807,
         "max_tokens": 9_223_372_036_854_775_807,
-        "released": 253_402_300_799,
+        "released": "9999-12-31T23:59:59Z",
+        "deprecated_at": 253_402_300_799,
         "created": 0,
     }
     result = run_sync(serve_models(httpserver, [model]))
     assert result.success
-    assert materialization_metadata(result, "ai_models")["created"] == 1
+    meta = materialization_metadata(result, "ai_models")
+    assert (meta["created"], meta["failed"], meta["stale"]) == (1, 0, 0)
     assert db.execute(
         "SELECT octet_length(model_id), context_window::text, max_output_tokens::text, "
-        "(released_at AT TIME ZONE 'UTC')::text, (gateway_created_at AT TIME ZONE 'UTC')::text "
+        "(released_at AT TIME ZONE 'UTC')::text, (deprecated_at AT TIME ZONE 'UTC')::text, "
+        "(gateway_created_at AT TIME ZONE 'UTC')::text, stale_reason "
         "FROM ai_models WHERE model_id = %s",
         (model_id,),
     ).fetchone() == (
@@ -244,7 +313,9 @@ def test_values_at_their_limits_are_stored_exactly(run_sync, httpserver, db):
         "9223372036854775807",
         "9223372036854775807",
         "9999-12-31 23:59:59",
+        "1978-01-11 21:31:40.799",
         "1970-01-01 00:00:00",
+        None,
     )
 
 
@@ -275,6 +346,66 @@ def test_invalid_models_are_skipped_counted_and_recorded(run_sync, httpserver, d
     assert {entry["model_id"] for entry in skipped} >= {"broken/negative", "broken/words"}
 
 
+def broken_price(model: dict) -> dict:
+    """``model`` with an input price that is not a number: its essential pricing is broken."""
+    return {**model, "pricing": {**model.get("pricing", {}), "input": "cheap"}}
+
+
+def test_a_known_model_that_breaks_stays_active_and_stale_and_is_not_counted_failed(
+    run_sync, httpserver, db
+):
+    """Served models are never lost (changed on purpose): a model the catalog holds whose price
+    cannot be read keeps its stored row, active and marked stale; one whose optional field
+    breaks keeps that column's stored value. Neither is deactivated nor counted as failed;
+    ``failed`` counts only the skipped entries and the broken models the catalog never held.
+    """
+    models = snapshot_models("models-2025-11-18.json")
+    assert run_sync(serve_models(httpserver, models)).success
+    price_broken, limit_broken = models[0]["id"], models[1]["id"]
+    stored = "SELECT cost_per_1m_input::text, context_window FROM ai_models WHERE model_id = %s"
+    price_before = db.execute(stored, (price_broken,)).fetchone()
+    limit_before = db.execute(stored, (limit_broken,)).fetchone()
+    assert limit_before[1] == models[1]["context_window"]
+
+    served = [
+        broken_price(models[0]),
+        {**models[1], "context_window": "huge"},
+        *models[2:],
+        broken_price({**models[2], "id": "broken/never-held"}),
+        {"name": "no id at all"},
+    ]
+    result = run_sync(serve_models(httpserver, served))
+    assert result.success
+    meta = materialization_metadata(result, "ai_models")
+    # 144 held models served (two of them stale), one never-held broken model, one entry
+    # without an id.
+    assert (meta["total"], meta["created"], meta["deactivated"]) == (144, 0, 0)
+    assert (meta["failed"], meta["stale"]) == (2, 2)
+    assert db.execute("SELECT count(*) FROM ai_models WHERE is_active").fetchone() == (144,)
+    assert db.execute(stored, (price_broken,)).fetchone() == price_before
+    assert db.execute(stored, (limit_broken,)).fetchone() == limit_before
+    marks = dict(
+        db.execute(
+            "SELECT model_id, stale_reason FROM ai_models "
+            "WHERE stale_since IS NOT NULL AND is_active"
+        ).fetchall()
+    )
+    assert marks.keys() == {price_broken, limit_broken}
+    assert "pricing.input" in marks[price_broken]
+    assert "context_window" in marks[limit_broken]
+    assert db.execute(
+        "SELECT count(*) FROM ai_models WHERE model_id = 'broken/never-held'"
+    ).fetchone() == (0,)
+    failed, skipped, stale = db.execute(
+        "SELECT failed, skipped, stale FROM model_sync_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert (failed, stale) == (2, 2)
+    assert sorted(str(entry["model_id"]) for entry in skipped) == ["None", "broken/never-held"]
+    evaluation = check_evaluation(result, "ai_models_sync_stats")
+    assert not evaluation.passed
+    assert evaluation.severity == AssetCheckSeverity.WARN
+
+
 def test_log_lines_and_metadata_match_the_old_module(run_sync, httpserver, instance):
     models = snapshot_models("models-2025-11-18.json")
     url = serve_models(httpserver, models)
@@ -284,7 +415,7 @@ def test_log_lines_and_metadata_match_the_old_module(run_sync, httpserver, insta
     elapsed_ms = (time.monotonic() - started) * 1000
     logs = run_logs(instance, result)
     assert f"Fetching models from: {url}" in logs
-    assert "Successfully fetched 141 models from AI Gateway" in logs
+    assert "Successfully fetched 141 models from Vercel AI Gateway" in logs
     assert "Deactivated 3 models that are no longer available" in logs
     meta = materialization_metadata(result, "ai_models")
     # Milliseconds of this run: more than zero (a sync of 141 models takes several), within the
@@ -326,7 +457,7 @@ def test_model_log_lines_are_capped_with_a_pointer_to_the_change_table(
     run_sync, httpserver, instance, count
 ):
     """Up to 1000 "Created model" lines; past that, one line pointing at ai_model_changes."""
-    from model_sync.assets import MODEL_LOG_LINES_CAP
+    from model_sync.reporting import MODEL_LOG_LINES_CAP
 
     assert MODEL_LOG_LINES_CAP == 1000
     template = snapshot_models("models-2025-11-18.json")[0]
@@ -347,14 +478,13 @@ def test_model_log_lines_are_capped_with_a_pointer_to_the_change_table(
 @pytest.mark.parametrize("count", [50, 51])
 def test_metadata_lists_show_at_most_50_entries(run_sync, httpserver, count):
     """The UI's lists (changes, change report, skipped models) stop at 50; the count stays."""
-    from model_sync.assets import METADATA_LIST_CAP
+    from model_sync.reporting import METADATA_LIST_CAP
 
     assert METADATA_LIST_CAP == 50
     template = snapshot_models("models-2025-11-18.json")[0]
     good = [{**template, "id": f"acme/model-{index:03d}"} for index in range(count)]
     broken = [
-        {**template, "id": f"broken/model-{index:03d}", "context_window": "huge"}
-        for index in range(count)
+        broken_price({**template, "id": f"broken/model-{index:03d}"}) for index in range(count)
     ]
     result = run_sync(serve_models(httpserver, good + broken))
     assert result.success
@@ -393,7 +523,7 @@ def test_metadata_lists_show_at_most_50_entries(run_sync, httpserver, count):
     ids=["60-chars", "61-chars", "none", "json"],
 )
 def test_change_report_cells_are_cut_after_60_characters(value, shown):
-    from model_sync.assets import _cell
+    from model_sync.reporting import _cell
 
     assert _cell(value) == shown
 
@@ -460,7 +590,7 @@ def test_stats_check_reports_counts_and_passes_on_a_healthy_catalog(run_sync, ht
 
 def test_stats_check_fails_when_too_many_models_failed(run_sync, httpserver):
     models = snapshot_models("models-2025-11-18.json")
-    broken = [{**m, "context_window": "huge"} for m in models[:20]]
+    broken = [broken_price(m) for m in models[:20]]
     result = run_sync(serve_models(httpserver, broken + models[20:]))
     # The catalog still took the 124 good models; the check (non-blocking) turns red.
     assert result.success
@@ -473,9 +603,9 @@ def test_stats_check_fails_when_too_many_models_failed(run_sync, httpserver):
 @pytest.mark.parametrize(("broken", "passes"), [(14, True), (15, False)])
 def test_stats_check_allows_exactly_the_failed_share(run_sync, httpserver, broken, passes):
     """MODEL_SYNC_MAX_FAILED_SHARE (0.1) fails on *more than* a tenth: of 140 served models,
-    14 skipped is exactly 10 % and passes; 15 skipped fails."""
+    14 failed (new models whose price cannot be read) is exactly 10 % and passes; 15 fails."""
     models = snapshot_models("models-2025-11-18.json")[:140]
-    served = [{**m, "context_window": "huge"} for m in models[:broken]] + models[broken:]
+    served = [broken_price(m) for m in models[:broken]] + models[broken:]
     result = run_sync(serve_models(httpserver, served))
     assert result.success
     assert materialization_metadata(result, "ai_models")["failed"] == broken
@@ -485,15 +615,18 @@ def test_stats_check_allows_exactly_the_failed_share(run_sync, httpserver, broke
         assert "skipped 15 of 140" in evaluation.description
 
 
-def test_stats_check_fails_when_no_model_is_active(database_url, db):
+def test_stats_check_fails_when_no_model_is_active(database_url, db, tmp_path):
     """An empty (or fully deactivated) catalog is an outage for every reader."""
     from dagster import build_asset_check_context
 
-    from model_sync.checks import ai_models_sync_stats
+    from model_sync.checks import STATS_CHECK, source_checks
     from model_sync.resources import CatalogDatabase
 
-    catalog = CatalogDatabase(database_url=database_url)
-    result = ai_models_sync_stats(build_asset_check_context(), catalog=catalog)
+    [stats_check] = [c for c in source_checks(SOURCE) if c.check_key.name == STATS_CHECK]
+    catalog = CatalogDatabase(
+        database_url=database_url, data_dir=str(tmp_path), connect_timeout_seconds=5
+    )
+    result = stats_check(build_asset_check_context(), catalog=catalog)
     assert not result.passed
     assert "no active models" in result.description
     assert result.metadata["lastSyncDate"].value == "never"
