@@ -27,13 +27,14 @@ from model_sync.anomalies import (
     assess_price_changes,
     tiers_vanished,
 )
+from model_sync.settings import SyncPolicy
 from model_sync_tests.snapshots import snapshot_models
 from model_sync_tests.test_sync import materialization_metadata, serve_models
 
-# The defaults, as SyncRequest holds them ...
+# The README's defaults, written by hand ...
 FAIL_FACTOR = Decimal("10")
 WARN_FACTOR = Decimal("3")
-# ... and as the job passes them (Decimal(str(float)) of the settings).
+# ... and as every sync passes them: SyncPolicy's Decimal(str(float)) of the settings.
 JOB_FAIL_FACTOR = Decimal("10.0")
 JOB_WARN_FACTOR = Decimal("3.0")
 
@@ -124,7 +125,9 @@ def test_price_move_is_refused_warned_or_accepted_per_the_readme(old, new, expec
     ],
 )
 def test_boundaries_hold_with_the_factors_as_the_job_passes_them(old, new, expected) -> None:
-    """The job hands over Decimal('10.0') / Decimal('3.0'): the same numbers, other exponent."""
+    """The sync hands over Decimal('10.0') / Decimal('3.0'): the same numbers, other exponent."""
+    policy = SyncPolicy()
+    assert (str(policy.fail_factor), str(policy.warn_factor)) == ("10.0", "3.0")
     assert severity(assess(old, new, JOB_FAIL_FACTOR, JOB_WARN_FACTOR)) == expected
 
 
