@@ -13,13 +13,15 @@ from decimal import Decimal
 import pytest
 
 from model_sync.backfill import backfill, saved_responses
+from model_sync.sources import get_source
 from model_sync.store.sync import SyncRefused, SyncRequest, sync_catalog
 from model_sync.transform import normalize_models
-from model_sync_tests.conftest import run_cli
+from model_sync_tests.conftest import configure, run_cli
 from model_sync_tests.snapshots import VERCEL_DIR, snapshot_models, vercel_snapshots
 from model_sync_tests.test_sync import check_evaluation, materialization_metadata, serve_models
 
 BASE = "models-2025-11-18.json"
+VERCEL = get_source("vercel")
 PRICE_COLUMN_OF = {
     "input": "cost_per_1m_input",
     "output": "cost_per_1m_output",
@@ -73,7 +75,7 @@ def stored_versions(db) -> dict[str, list[tuple[datetime, bool, str]]]:
 
 @pytest.fixture
 def backfilled(engine, db):
-    backfill(engine, VERCEL_DIR, report=lambda line: None)
+    backfill(engine, VERCEL_DIR, source=VERCEL, report=lambda line: None)
     return db
 
 
@@ -109,13 +111,19 @@ def test_backfill_of_every_snapshot_opens_exactly_the_versions_a_plain_diff_impl
 def test_backfill_twice_and_a_repeated_snapshot_add_nothing(
     engine, backfilled, run_sync, httpserver
 ):
+    """A second backfill skips every file older than the history; the newest file, dated
+    exactly at it, is the very body the last sync read, so it takes the verified-unchanged
+    path (one run row with ``unchanged_body``, nothing else written). The newest snapshot's
+    models served again as other bytes (compact JSON) then take the full path: diffed, and
+    found to open no version and record no change."""
     db = backfilled
     counts = (
         "SELECT (SELECT count(*) FROM ai_model_versions), (SELECT count(*) FROM ai_model_changes)"
     )
     before = db.execute(counts).fetchone()
     lines: list[str] = []
-    backfill(engine, VERCEL_DIR, report=lines.append)
+    [last_run] = db.execute("SELECT max(id) FROM model_sync_runs").fetchone()
+    backfill(engine, VERCEL_DIR, source=VERCEL, report=lines.append)
     assert db.execute(counts).fetchone() == before
     # Files *older* than the newest version are skipped; the newest, dated exactly at it, is
     # loaded again (and changes nothing).
@@ -126,12 +134,20 @@ def test_backfill_twice_and_a_repeated_snapshot_add_nothing(
     [loaded] = [line for line in lines if not line.startswith("skip ")]
     assert loaded.startswith(f"{newest} @ ")
     assert loaded.endswith(
-        "created=0 updated=0 deactivated=0 reactivated=0 failed=0 versions_opened=0"
+        "created=0 updated=0 deactivated=0 reactivated=0 failed=0 stale=0 versions_opened=0 "
+        "(unchanged body)"
     )
+    assert db.execute(
+        "SELECT count(*), bool_and(unchanged_body) FROM model_sync_runs WHERE id > %s",
+        (last_run,),
+    ).fetchone() == (1, True)
     last = vercel_snapshots()[-1][0]
     result = run_sync(serve_models(httpserver, snapshot_models(last)))
     assert result.success
-    assert materialization_metadata(result, "ai_models")["versions_opened"] == 0
+    meta = materialization_metadata(result, "ai_models")
+    assert meta["unchanged_body"] is False
+    assert (meta["versions_opened"], meta["created"], meta["updated"]) == (0, 0, 0)
+    assert meta["unchanged"] == len(snapshot_models(last))
     assert db.execute(counts).fetchone() == before
 
 
@@ -147,8 +163,8 @@ def test_a_sync_dated_at_the_newest_version_is_allowed_and_one_microsecond_earli
         return sync_catalog(
             engine,
             SyncRequest(
-                frame=normalize_models(served).frame,
-                source="vercel",
+                source=VERCEL,
+                models=normalize_models(served, VERCEL),
                 run_id=f"at-{effective_at.isoformat()}",
                 effective_at=effective_at,
             ),
@@ -351,17 +367,15 @@ def test_vanishing_tiers_warn_but_pass(run_sync, httpserver, db):
 def test_an_operator_can_accept_a_flagged_change_and_the_run_records_who_and_why(
     run_sync, httpserver, db, settings, instance
 ):
-    from dataclasses import replace
-
     from model_sync.definitions import build_definitions
     from model_sync.schedules import SYNC_JOB_NAME
 
     models = seeded(run_sync, httpserver)
     url = serve_models(httpserver, shifted(models, "openai/gpt-4o", "output", 0))
-    job = build_definitions(replace(settings, gateway_url=url)).resolve_job_def(SYNC_JOB_NAME)
+    job = build_definitions(configure(settings, url)).resolve_job_def(SYNC_JOB_NAME)
     run_config = {
         "ops": {
-            "ai_models": {
+            "vercel_catalog_sync": {
                 "config": {"accepted_by": "alice", "accept_reason": "launch promo, ticket 42"}
             }
         }
