@@ -9,8 +9,6 @@ sync and the submission happen under a Postgres advisory lock.
 Start it with ``model-sync-api [--host 127.0.0.1] [--port 8000] [--workspace workspace.yaml]``.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 import itertools
@@ -145,7 +143,16 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
     bearer = HTTPBearer(auto_error=False, description="A JWT (HS256, RS256 or ES256).")
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next):
+    async def bounded_headers(request: Request, call_next):
+        # The HTTP parser stops reading a request head at MAX_HEADER_BYTES when it arrives in
+        # pieces; one that arrives whole is measured here — either way before any token parsing.
+        size = sum(len(name) + len(value) + 4 for name, value in request.scope["headers"])
+        if size > MAX_HEADER_BYTES:
+            return JSONResponse(
+                {"error": "request header fields too large"},
+                status_code=431,
+                headers=SECURITY_HEADERS,
+            )
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
         return response
