@@ -19,9 +19,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from model_sync.transform import FRAME_COLUMNS, FRAME_DTYPES, NormalizedCatalog, normalize_models
+from model_sync.sources import get_source
+from model_sync.sources.base import decode_json
+from model_sync.transform import (
+    FRAME_COLUMNS,
+    FRAME_DTYPES,
+    BrokenModel,
+    NormalizedModels,
+    SkippedModel,
+    normalize_models,
+)
 from model_sync_tests.snapshots import snapshot_models, vercel_snapshots
 
+VERCEL = get_source("vercel")
 LATEST = "models-2026-03-05.json"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,7 +85,19 @@ def expected_bucket(output_text: str | None) -> str | None:
 
 
 def expected_time(seconds: int | None) -> datetime | None:
-    return None if seconds is None else EPOCH + timedelta(seconds=seconds)
+    """A recorded time: every fixture serves whole unix seconds, below 10^11 (the year 5138),
+    where a number stops meaning seconds."""
+    if seconds is None:
+        return None
+    assert isinstance(seconds, int) and 0 <= seconds < 100_000_000_000, seconds
+    return EPOCH + timedelta(seconds=seconds)
+
+
+def expected_canonical_id(model_id: str) -> str:
+    """``provider/model`` lowercased, dots in the model part written as dashes (no recorded
+    Vercel provider has an alias; the alias rule is pinned by its own test)."""
+    provider, _, name = model_id.partition("/")
+    return f"{provider.lower()}/{name.lower().replace('.', '-')}"
 
 
 def expected_capabilities(raw: dict[str, Any]) -> list[str]:
@@ -134,9 +156,9 @@ def assert_same_json(actual: Any, expected: Any) -> None:
 
 
 @cache
-def normalized_snapshot(name: str) -> NormalizedCatalog:
+def normalized_snapshot(name: str) -> NormalizedModels:
     """Each snapshot is transformed once per session; tests only read the result."""
-    return normalize_models(snapshot_models(name))
+    return normalize_models(snapshot_models(name), VERCEL)
 
 
 @cache
@@ -190,11 +212,13 @@ SNAPSHOT_MODELS = snapshot_model_params()
 
 @pytest.mark.parametrize("name", SNAPSHOT_NAMES)
 def test_snapshot_keeps_every_model_in_order(name: str) -> None:
-    """Real gateway data must never be skipped: one row per served model, in served order."""
+    """Real gateway data must never be skipped: one clean row per served model, in order."""
     served = snapshot_models(name)
     untouched = copy.deepcopy(served)
-    result = normalize_models(served)
+    result = normalize_models(served, VERCEL)
     assert result.skipped == []
+    assert result.broken == []
+    assert result.stale == 0
     assert len(result.frame) == len(served)
     assert list(result.frame["model_id"]) == [model["id"] for model in untouched]
     assert set(result.frame["source"]) == {"vercel"}
@@ -265,7 +289,11 @@ def test_snapshot_model_descriptive_columns(name: str, model_id: str) -> None:
     tags = raw.get("tags") or []
     assert row["source"] == "vercel"
     assert row["model_id"] == raw["id"]
+    assert row["canonical_model_id"] == expected_canonical_id(raw["id"])
+    assert row["price_role"] == "gateway"
     assert row["provider"] == raw["id"].split("/", 1)[0]
+    assert row["stale_reason"] is None
+    assert row["kept_columns"] == []
     for column, key in (
         ("model_name", "name"),
         ("owned_by", "owned_by"),
@@ -314,11 +342,13 @@ def latest_model(model_id: str) -> dict[str, Any]:
 
 
 def row_of(model: dict[str, Any]) -> dict[str, Any]:
-    """Transform one model and return its only row (it must not be skipped)."""
-    result = normalize_models([model])
-    assert result.skipped == []
+    """Transform one model and return its only row (it must not be skipped, broken or stale)."""
+    result = normalize_models([model], VERCEL)
+    assert result.skipped == [] and result.broken == []
     assert len(result.frame) == 1
-    return result.frame.to_dict("records")[0]
+    row = result.frame.to_dict("records")[0]
+    assert (row["stale_reason"], row["kept_columns"]) == (None, []), row["stale_reason"]
+    return row
 
 
 def changed(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
@@ -345,22 +375,61 @@ def dropped(key: str) -> Callable[[dict[str, Any]], Any]:
 
 def transform_with_broken_middle(
     make: Callable[[dict[str, Any]], Any],
-) -> NormalizedCatalog:
+) -> NormalizedModels:
     """Two good real models around one broken copy of a third."""
     return normalize_models(
-        [latest_model(FIRST_ID), make(latest_model(MIDDLE_ID)), latest_model(LAST_ID)]
+        [latest_model(FIRST_ID), make(latest_model(MIDDLE_ID)), latest_model(LAST_ID)], VERCEL
     )
 
 
-def assert_only_middle_skipped(result: NormalizedCatalog, model_id: str | None) -> str:
-    """The good neighbours still go through; returns the broken model's reason."""
+def assert_only_middle_skipped(result: NormalizedModels, model_id: str | None) -> str:
+    """An entry without a usable id: skipped (not broken), the good neighbours still go
+    through; returns its reason."""
     assert list(result.frame["model_id"]) == [FIRST_ID, LAST_ID]
+    assert result.broken == []
     assert len(result.skipped) == 1
     skipped = result.skipped[0]
+    assert type(skipped) is SkippedModel
     assert skipped.index == 1
     assert skipped.model_id == model_id
     assert skipped.reason
     return skipped.reason
+
+
+def assert_only_middle_broken(result: NormalizedModels) -> str:
+    """A model whose essential field (its prices) is broken, or that holds a value Postgres
+    cannot store, is a BrokenModel under its id (for the sync to keep its stored row), not a
+    frame row; the good neighbours still go through. Returns its reason."""
+    assert list(result.frame["model_id"]) == [FIRST_ID, LAST_ID]
+    assert result.skipped == []
+    assert len(result.broken) == 1
+    broken = result.broken[0]
+    assert isinstance(broken, BrokenModel)
+    assert (broken.index, broken.model_id) == (1, MIDDLE_ID)
+    assert broken.reason
+    return broken.reason
+
+
+def assert_middle_kept_stale(
+    result: NormalizedModels, served: dict[str, Any], kept_columns: list[str]
+) -> dict[str, Any]:
+    """A broken optional field keeps the model: in served order, with every column outside
+    ``kept_columns`` exactly as the intact model's, the served JSON whole in ``raw``, and the
+    columns the broken field feeds listed to keep their stored values. Returns its row."""
+    assert list(result.frame["model_id"]) == [FIRST_ID, MIDDLE_ID, LAST_ID]
+    assert result.skipped == [] and result.broken == []
+    assert result.stale == 1
+    first, middle, last = result.frame.to_dict("records")
+    for neighbour in (first, last):
+        assert (neighbour["stale_reason"], neighbour["kept_columns"]) == (None, [])
+    assert middle["kept_columns"] == kept_columns
+    assert isinstance(middle["stale_reason"], str) and middle["stale_reason"]
+    intact = row_of(latest_model(MIDDLE_ID))
+    for column in FRAME_COLUMNS:
+        if column not in kept_columns and column != "raw":
+            assert comparable(middle[column]) == comparable(intact[column]), column
+    assert_same_json(middle["raw"], served)
+    return middle
 
 
 def names_field(reason: str, field: str) -> bool:
@@ -369,72 +438,126 @@ def names_field(reason: str, field: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("make", "reported_id", "field"),
+    ("make", "reported_id"),
     [
-        pytest.param(dropped("id"), None, "id", id="no-id"),
-        pytest.param(changed("id", ""), "", "id", id="empty-id"),
-        pytest.param(changed("id", "   "), "   ", "id", id="blank-id"),
-        pytest.param(changed("id", 42), None, "id", id="int-id"),
-        pytest.param(changed("pricing.input", "abc"), MIDDLE_ID, "pricing.input", id="price-abc"),
-        pytest.param(changed("pricing.input", "NaN"), MIDDLE_ID, "pricing.input", id="price-nan"),
-        pytest.param(changed("pricing.input", True), MIDDLE_ID, "pricing.input", id="price-bool"),
-        pytest.param(
-            changed("pricing.output", "-0.000001"), MIDDLE_ID, "pricing.output", id="price-negative"
-        ),
-        pytest.param(
-            changed("pricing.web_search", "-10"), MIDDLE_ID, "pricing.web_search", id="search-neg"
-        ),
-        pytest.param(changed("pricing", "free"), MIDDLE_ID, "pricing", id="pricing-string"),
+        pytest.param(dropped("id"), None, id="no-id"),
+        pytest.param(changed("id", ""), "", id="empty-id"),
+        pytest.param(changed("id", "   "), "   ", id="blank-id"),
+        pytest.param(changed("id", 42), None, id="int-id"),
+    ],
+)
+def test_entry_without_a_usable_id_is_skipped_with_reason_naming_the_id(
+    make: Callable[[dict[str, Any]], Any], reported_id: str | None
+) -> None:
+    """Without an id there is no catalog row to keep: the entry is skipped, costing only itself."""
+    reason = assert_only_middle_skipped(transform_with_broken_middle(make), reported_id)
+    assert names_field(reason, "id"), reason
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        pytest.param(changed("pricing.input", "abc"), "pricing.input", id="price-abc"),
+        pytest.param(changed("pricing.input", "NaN"), "pricing.input", id="price-nan"),
+        pytest.param(changed("pricing.input", True), "pricing.input", id="price-bool"),
+        pytest.param(changed("pricing.output", "-0.000001"), "pricing.output", id="price-negative"),
+        pytest.param(changed("pricing.web_search", "-10"), "pricing.web_search", id="search-neg"),
+        pytest.param(changed("pricing", "free"), "pricing", id="pricing-string"),
         pytest.param(
             changed("pricing.input_tiers.0.cost", "x"),
-            MIDDLE_ID,
             "pricing.input_tiers.0.cost",
             id="tier-cost-abc",
         ),
         pytest.param(
             changed("pricing.output_tiers.1", {"min": 200001}),
-            MIDDLE_ID,
             "pricing.output_tiers.1.cost",
             id="tier-without-cost",
         ),
         pytest.param(
             changed("pricing.input_tiers.0.min", "zero"),
-            MIDDLE_ID,
             "pricing.input_tiers.0.min",
             id="tier-min-string",
         ),
         pytest.param(
-            changed("pricing.output_tiers", "cheap"),
-            MIDDLE_ID,
-            "pricing.output_tiers",
-            id="tiers-string",
+            changed("pricing.output_tiers", "cheap"), "pricing.output_tiers", id="tiers-string"
         ),
-        pytest.param(changed("context_window", "big"), MIDDLE_ID, "context_window", id="ctx-big"),
-        pytest.param(changed("context_window", -1), MIDDLE_ID, "context_window", id="ctx-neg"),
-        pytest.param(changed("context_window", 1.5), MIDDLE_ID, "context_window", id="ctx-frac"),
-        pytest.param(changed("context_window", True), MIDDLE_ID, "context_window", id="ctx-bool"),
-        pytest.param(changed("max_tokens", "8192"), MIDDLE_ID, "max_tokens", id="max-tok-str"),
-        pytest.param(changed("tags", "vision"), MIDDLE_ID, "tags", id="tags-string"),
-        pytest.param(changed("tags", ["vision", 7]), MIDDLE_ID, "tags.1", id="tag-int"),
-        pytest.param(changed("name", 123), MIDDLE_ID, "name", id="name-int"),
-        pytest.param(changed("type", ["language"]), MIDDLE_ID, "type", id="type-list"),
-        pytest.param(changed("created", "yesterday"), MIDDLE_ID, "created", id="created-text"),
-        pytest.param(changed("released", -5), MIDDLE_ID, "released", id="released-negative"),
-        pytest.param(
-            changed("description", "bad\x00text"), MIDDLE_ID, "description", id="nul-description"
-        ),
-        pytest.param(
-            changed("pricing.input", "0.000003\x00"), MIDDLE_ID, "pricing.input", id="nul-price"
-        ),
-        pytest.param(changed("name", "bad \ud800"), MIDDLE_ID, "name", id="lone-surrogate"),
+        # Unstorable anywhere (Postgres text/jsonb refuse NUL and lone surrogates): broken even
+        # in an optional field, since the stored raw JSON would carry it.
+        pytest.param(changed("description", "bad\x00text"), "description", id="nul-description"),
+        pytest.param(changed("pricing.input", "0.000003\x00"), "pricing.input", id="nul-price"),
+        pytest.param(changed("name", "bad \ud800"), "name", id="lone-surrogate"),
+        pytest.param(changed("x_unmodelled", "a\x00b"), "x_unmodelled", id="nul-unknown-key"),
     ],
 )
-def test_invalid_model_is_skipped_with_reason_naming_the_field(
-    make: Callable[[dict[str, Any]], Any], reported_id: str | None, field: str
+def test_broken_price_or_unstorable_value_makes_a_broken_model_naming_the_field(
+    make: Callable[[dict[str, Any]], Any], field: str
 ) -> None:
-    """One broken model costs only itself, and its reason says which field is wrong."""
-    reason = assert_only_middle_skipped(transform_with_broken_middle(make), reported_id)
+    """Money is never half-read: one broken price makes the model broken (kept as stored by
+    the sync, never re-priced from a guess), and its reason says which field is wrong."""
+    reason = assert_only_middle_broken(transform_with_broken_middle(make))
     assert names_field(reason, field), reason
+
+
+TAG_COLUMNS = [
+    "capabilities",
+    "supports_function_calling",
+    "supports_reasoning",
+    "supports_vision",
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field", "kept_columns"),
+    [
+        pytest.param("context_window", "big", "context_window", ["context_window"], id="ctx-big"),
+        pytest.param("context_window", -1, "context_window", ["context_window"], id="ctx-neg"),
+        pytest.param("context_window", 1.5, "context_window", ["context_window"], id="ctx-frac"),
+        pytest.param("context_window", True, "context_window", ["context_window"], id="ctx-bool"),
+        pytest.param("max_tokens", "8192", "max_tokens", ["max_output_tokens"], id="max-tok-str"),
+        pytest.param("tags", "vision", "tags", TAG_COLUMNS, id="tags-string"),
+        pytest.param("tags", ["vision", 7], "tags.1", TAG_COLUMNS, id="tag-int"),
+        pytest.param("name", 123, "name", ["model_name"], id="name-int"),
+        pytest.param("owned_by", ["x"], "owned_by", ["owned_by", "provider"], id="owner-list"),
+        pytest.param("description", {}, "description", ["description"], id="description-object"),
+        pytest.param("type", ["language"], "type", ["capabilities", "model_type"], id="type-list"),
+        pytest.param("created", "yesterday", "created", ["gateway_created_at"], id="created-text"),
+        pytest.param("released", -5, "released", ["released_at"], id="released-negative"),
+        pytest.param(
+            "deprecated_at", "soon", "deprecated_at", ["deprecated_at"], id="deprecated-text"
+        ),
+    ],
+)
+def test_broken_optional_field_keeps_the_model_stale_naming_the_field(
+    key: str, value: Any, field: str, kept_columns: list[str]
+) -> None:
+    """A served model is never lost to one drifted optional field: it stays in the frame with
+    every other field read, a stale reason naming the field, and the field's columns listed to
+    keep their stored values (written out here from the field → column mapping)."""
+    broken = changed(key, value)(latest_model(MIDDLE_ID))
+    served = copy.deepcopy(broken)
+    row = assert_middle_kept_stale(
+        transform_with_broken_middle(lambda _: broken), served, kept_columns
+    )
+    assert names_field(row["stale_reason"], field), row["stale_reason"]
+
+
+def test_kept_columns_hold_what_the_model_says_without_the_broken_field() -> None:
+    """In the frame, a broken field's columns read as if it were absent (the sync then keeps
+    the stored values; a model new to the catalog gets nothing invented)."""
+    model = latest_model(MIDDLE_ID)
+    model["context_window"] = "big"
+    model["released"] = "yesterday"
+    model["tags"] = "vision"
+    row = normalize_models([model], VERCEL).frame.to_dict("records")[0]
+    assert row["kept_columns"] == ["capabilities", "context_window", "released_at",
+                                   "supports_function_calling", "supports_reasoning",
+                                   "supports_vision"]  # fmt: skip
+    assert_missing(row["context_window"])
+    assert_missing(row["released_at"])
+    assert model["type"] == "language"
+    assert row["capabilities"] == ["language"]  # the type is still read; the tags are not
+    for flag in ("supports_function_calling", "supports_reasoning", "supports_vision"):
+        assert row[flag] is False, flag
 
 
 @pytest.mark.parametrize(
@@ -460,9 +583,24 @@ def test_reason_names_every_broken_field() -> None:
     def make(model: dict[str, Any]) -> Any:
         return changed("pricing.input", "-1")(changed("context_window", "big")(model))
 
-    reason = assert_only_middle_skipped(transform_with_broken_middle(make), MIDDLE_ID)
+    reason = assert_only_middle_broken(transform_with_broken_middle(make))
     assert names_field(reason, "context_window"), reason
     assert names_field(reason, "pricing.input"), reason
+
+
+def test_stale_reason_names_every_broken_optional_field() -> None:
+    """Two broken optional fields: both named, both fields' columns kept, nothing else."""
+    broken = changed("created", "yesterday")(
+        changed("context_window", "big")(latest_model(MIDDLE_ID))
+    )
+    served = copy.deepcopy(broken)
+    row = assert_middle_kept_stale(
+        transform_with_broken_middle(lambda _: broken),
+        served,
+        ["context_window", "gateway_created_at"],
+    )
+    assert names_field(row["stale_reason"], "context_window"), row["stale_reason"]
+    assert names_field(row["stale_reason"], "created"), row["stale_reason"]
 
 
 def test_unknown_fields_are_accepted_and_kept_in_raw() -> None:
@@ -484,7 +622,7 @@ def test_duplicate_id_keeps_the_first_and_skips_the_later() -> None:
     first = latest_model(MIDDLE_ID)
     later = latest_model(MIDDLE_ID)
     later["pricing"]["input"] = "0.000009"
-    result = normalize_models([first, latest_model(FIRST_ID), later])
+    result = normalize_models([first, latest_model(FIRST_ID), later], VERCEL)
     assert list(result.frame["model_id"]) == [MIDDLE_ID, FIRST_ID]
     assert len(result.skipped) == 1
     skipped = result.skipped[0]
@@ -608,6 +746,22 @@ def test_prices_served_as_json_numbers_are_exact() -> None:
     assert row["cost_bucket"] == "low"
 
 
+def test_prices_decoded_from_json_number_text_are_exact() -> None:
+    """The gateway client decodes JSON fractions as Decimals of their text (decode_json): a
+    price served as a number keeps the digits the sender wrote, however many there are."""
+    body = (
+        b'{"object":"list","data":[{"id":"acme/numbers","pricing":{"input":1.25e-06,'
+        b'"output":0.0000123456789012345678901,"input_cache_read":0,"web_search":10.0}}]}'
+    )
+    row = row_of(decode_json(body)["data"][0])
+    assert_per_million(row["cost_per_1m_input"], "0.00000125")
+    assert_per_million(row["cost_per_1m_output"], "0.0000123456789012345678901")
+    assert row["cost_per_1m_cache_read"] == 0
+    assert row["web_search_cost"] == Decimal("10")
+    assert row["web_search_cost"].as_tuple() == Decimal("10.0").as_tuple()
+    assert row["cost_bucket"] == "low"
+
+
 def test_long_price_keeps_every_digit_per_million() -> None:
     """A price with many significant digits must reach the per-1M column unrounded."""
     model = latest_model(FIRST_ID)
@@ -616,11 +770,11 @@ def test_long_price_keeps_every_digit_per_million() -> None:
 
 
 # Limits of what a model may carry, each at the limit and one step past it. The id must fit
-# the catalog's unique index (1000 bytes of UTF-8, not characters); counts must fit a BIGINT;
-# times must fit both a timestamptz and a Python datetime (9999-12-31T23:59:59Z at most).
+# the catalog's unique index (1000 bytes of UTF-8, not characters); counts must fit a BIGINT.
+# An id past its limit leaves nothing to key a row on (skipped); a count past its limit is a
+# broken optional field (the model is kept, stale, the column keeps its stored value).
 ID_1000_BYTES = "a/" + "x" * 998
 ID_1000_BYTES_MULTIBYTE = "a/" + "é" * 499  # 501 characters
-LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 MAX_BIGINT = 9_223_372_036_854_775_807  # 2**63 - 1
 
 AT_THE_LIMIT = [
@@ -631,21 +785,15 @@ AT_THE_LIMIT = [
     pytest.param("context_window", MAX_BIGINT, "context_window", MAX_BIGINT, id="ctx-max-bigint"),
     pytest.param("context_window", 0, "context_window", 0, id="ctx-zero"),
     pytest.param("max_tokens", MAX_BIGINT, "max_output_tokens", MAX_BIGINT, id="max-tok-bigint"),
-    pytest.param("released", 253_402_300_799, "released_at", LAST_SECOND, id="released-last"),
-    pytest.param("released", 0, "released_at", EPOCH, id="released-epoch"),
-    pytest.param("created", 253_402_300_799, "gateway_created_at", LAST_SECOND, id="created-last"),
-    pytest.param("created", 0, "gateway_created_at", EPOCH, id="created-epoch"),
 ]
-PAST_THE_LIMIT = [
-    pytest.param("id", "a/" + "x" * 999, id="id-1001-bytes"),
-    pytest.param("id", ID_1000_BYTES_MULTIBYTE + "x", id="id-1001-utf8-bytes"),
-    pytest.param("context_window", MAX_BIGINT + 1, id="ctx-over-bigint"),
-    pytest.param("context_window", -1, id="ctx-minus-one"),
-    pytest.param("max_tokens", MAX_BIGINT + 1, id="max-tok-over-bigint"),
-    pytest.param("released", 253_402_300_800, id="released-after-last"),
-    pytest.param("released", -1, id="released-before-epoch"),
-    pytest.param("created", 253_402_300_800, id="created-after-last"),
-    pytest.param("created", -1, id="created-before-epoch"),
+IDS_PAST_THE_LIMIT = [
+    pytest.param("a/" + "x" * 999, id="id-1001-bytes"),
+    pytest.param(ID_1000_BYTES_MULTIBYTE + "x", id="id-1001-utf8-bytes"),
+]
+COUNTS_PAST_THE_LIMIT = [
+    pytest.param("context_window", MAX_BIGINT + 1, "context_window", id="ctx-over-bigint"),
+    pytest.param("context_window", -1, "context_window", id="ctx-minus-one"),
+    pytest.param("max_tokens", MAX_BIGINT + 1, "max_output_tokens", id="max-tok-over-bigint"),
 ]
 
 
@@ -656,12 +804,99 @@ def test_values_at_their_limit_are_accepted(key: str, value: Any, column: str, e
     assert row_of(model)[column] == expected
 
 
-@pytest.mark.parametrize(("key", "value"), PAST_THE_LIMIT)
-def test_values_one_step_past_their_limit_are_refused(key: str, value: Any) -> None:
-    result = transform_with_broken_middle(changed(key, value))
-    reported = value if key == "id" else MIDDLE_ID
-    reason = assert_only_middle_skipped(result, reported)
-    assert names_field(reason, key), reason
+@pytest.mark.parametrize("value", IDS_PAST_THE_LIMIT)
+def test_ids_one_byte_past_their_limit_are_skipped(value: str) -> None:
+    result = transform_with_broken_middle(changed("id", value))
+    reason = assert_only_middle_skipped(result, value)
+    assert names_field(reason, "id"), reason
+
+
+@pytest.mark.parametrize(("key", "value", "column"), COUNTS_PAST_THE_LIMIT)
+def test_counts_one_step_past_their_limit_keep_the_model_stale(
+    key: str, value: int, column: str
+) -> None:
+    broken = changed(key, value)(latest_model(MIDDLE_ID))
+    served = copy.deepcopy(broken)
+    row = assert_middle_kept_stale(transform_with_broken_middle(lambda _: broken), served, [column])
+    assert names_field(row["stale_reason"], key), row["stale_reason"]
+    assert_missing(row[column])
+
+
+# Unix times: told apart by magnitude (below 10^11 seconds, below 10^14 milliseconds, below
+# 10^17 microseconds; 10^17 and more refused). Each unit at its first and last value, written
+# out as instants by hand (checked with ``date -u -d @99999999999`` → 5138-11-16 09:46:39 and
+# ``date -u -d @100000000`` → 1973-03-03 09:46:40). ISO text is bounded by the datetime range.
+TIME_FIELDS = [
+    pytest.param("released", "released_at", id="released"),
+    pytest.param("created", "gateway_created_at", id="created"),
+    pytest.param("deprecated_at", "deprecated_at", id="deprecated_at"),
+]
+LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+LAST_UNIX_SECOND = datetime(5138, 11, 16, 9, 46, 39, tzinfo=UTC)  # 10^11 - 1 seconds
+HUNDRED_MILLION_SECONDS = datetime(1973, 3, 3, 9, 46, 40, tzinfo=UTC)  # 10^8 seconds
+ACCEPTED_TIMES = [
+    pytest.param(0, EPOCH, id="epoch"),
+    pytest.param(99_999_999_999, LAST_UNIX_SECOND, id="last-seconds-value"),
+    pytest.param(
+        Decimal("99999999999.999999"),
+        LAST_UNIX_SECOND.replace(microsecond=999_999),
+        id="last-seconds-value-with-fraction",
+    ),
+    pytest.param(100_000_000_000, HUNDRED_MILLION_SECONDS, id="first-milliseconds-value"),
+    pytest.param(Decimal("1E+11"), HUNDRED_MILLION_SECONDS, id="first-milliseconds-as-1e11"),
+    pytest.param(
+        Decimal("100000000000.5"),
+        HUNDRED_MILLION_SECONDS.replace(microsecond=500),
+        id="milliseconds-with-fraction",
+    ),
+    pytest.param(
+        99_999_999_999_999,
+        LAST_UNIX_SECOND.replace(microsecond=999_000),
+        id="last-milliseconds-value",
+    ),
+    pytest.param(100_000_000_000_000, HUNDRED_MILLION_SECONDS, id="first-microseconds-value"),
+    pytest.param(
+        99_999_999_999_999_999,
+        LAST_UNIX_SECOND.replace(microsecond=999_999),
+        id="last-microseconds-value",
+    ),
+    pytest.param("99999999999", LAST_UNIX_SECOND, id="digits-last-seconds"),
+    pytest.param("100000000000", HUNDRED_MILLION_SECONDS, id="digits-first-milliseconds"),
+    pytest.param(
+        "99999999999999999", LAST_UNIX_SECOND.replace(microsecond=999_999), id="digits-last-µs"
+    ),
+    pytest.param("9999-12-31T23:59:59Z", LAST_SECOND, id="iso-last-second"),
+    pytest.param("2024-09", datetime(2024, 9, 1, tzinfo=UTC), id="iso-year-month"),
+]
+REFUSED_TIMES = [
+    pytest.param(100_000_000_000_000_000, id="1e17"),
+    pytest.param("100000000000000000", id="digits-1e17"),
+    pytest.param(-1, id="before-epoch"),
+    pytest.param("9999-12-31T23:59:59-01:00", id="iso-past-year-9999-in-utc"),
+    pytest.param("0001-01-01T00:00:00+01:00", id="iso-before-year-1-in-utc"),
+]
+
+
+@pytest.mark.parametrize(("key", "column"), TIME_FIELDS)
+@pytest.mark.parametrize(("value", "expected"), ACCEPTED_TIMES)
+def test_times_at_each_unit_limit_are_read_in_their_unit(
+    key: str, column: str, value: Any, expected: datetime
+) -> None:
+    model = latest_model(MIDDLE_ID)
+    model[key] = value
+    assert row_of(model)[column] == expected
+
+
+@pytest.mark.parametrize(("key", "column"), TIME_FIELDS)
+@pytest.mark.parametrize("value", REFUSED_TIMES)
+def test_times_past_the_last_unit_keep_the_model_stale(key: str, column: str, value: Any) -> None:
+    """A time that cannot be read is a broken optional field: the model stays, its time column
+    keeps the stored value, and the reason names the field."""
+    broken = changed(key, value)(latest_model(MIDDLE_ID))
+    served = copy.deepcopy(broken)
+    row = assert_middle_kept_stale(transform_with_broken_middle(lambda _: broken), served, [column])
+    assert names_field(row["stale_reason"], key), row["stale_reason"]
+    assert_missing(row[column])
 
 
 def test_provider_is_the_part_before_the_first_slash() -> None:
@@ -669,6 +904,23 @@ def test_provider_is_the_part_before_the_first_slash() -> None:
     model = latest_model(FIRST_ID)
     model["id"] = "vendor/family/model-1"
     assert row_of(model)["provider"] == "vendor"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "canonical"),
+    [
+        pytest.param("X-AI/Grok-4.1-Fast", "xai/grok-4-1-fast", id="alias-and-case"),
+        pytest.param("meta-llama/llama-3.3-70b", "meta/llama-3-3-70b", id="alias-meta"),
+        pytest.param("vendor/family/model-1.5", "vendor/family/model-1-5", id="two-slashes"),
+    ],
+)
+def test_canonical_id_unifies_provider_alias_case_and_dots(model_id: str, canonical: str) -> None:
+    """The cross-source identity: provider alias unified, lowercase, dots as dashes (by hand)."""
+    model = latest_model(FIRST_ID)
+    model["id"] = model_id
+    row = row_of(model)
+    assert (row["model_id"], row["canonical_model_id"]) == (model_id, canonical)
+    assert row["price_role"] == "gateway"
 
 
 def test_type_already_in_tags_is_not_repeated_in_capabilities() -> None:
@@ -682,13 +934,20 @@ def test_type_already_in_tags_is_not_repeated_in_capabilities() -> None:
 # --- the frame ---------------------------------------------------------------------------
 
 
+# The per-row marks after the catalog columns (not catalog content: the sync reads them).
+MARKS = {"stale_reason": "object", "kept_columns": "object"}
+
+
 def assert_declared_shape(frame: pd.DataFrame) -> None:
-    assert list(frame.columns) == list(FRAME_COLUMNS)
-    assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == FRAME_DTYPES
+    assert list(frame.columns) == [*FRAME_COLUMNS, *MARKS]
+    assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == FRAME_DTYPES | MARKS
 
 
 def test_frame_has_declared_columns_and_dtypes() -> None:
-    """The loader relies on the column order and the nullable dtypes declared in FRAME_DTYPES."""
+    """The loader relies on the column order and the nullable dtypes declared in FRAME_DTYPES;
+    the catalog columns include each row's canonical id and price role."""
+    assert FRAME_COLUMNS[:4] == ("source", "model_id", "canonical_model_id", "price_role")
+    assert FRAME_DTYPES["canonical_model_id"] == FRAME_DTYPES["price_role"] == "object"
     assert_declared_shape(normalized_snapshot(LATEST).frame)
 
 
@@ -701,7 +960,7 @@ def test_frame_has_declared_columns_and_dtypes() -> None:
 )
 def test_empty_frame_still_has_declared_columns_and_dtypes(models: list[Any]) -> None:
     """A run with nothing to store must still produce a frame the loader can read."""
-    frame = normalize_models(models).frame
+    frame = normalize_models(models, VERCEL).frame
     assert frame.empty
     assert_declared_shape(frame)
 
@@ -710,7 +969,7 @@ def test_missing_optional_values_stay_missing_in_nullable_columns() -> None:
     """A model without limits or times must not turn Int64 into float or flags into objects."""
     bare = {"id": "acme/bare"}
     full = latest_model(FIRST_ID)
-    frame = normalize_models([bare, full]).frame
+    frame = normalize_models([bare, full], VERCEL).frame
     assert_declared_shape(frame)
     bare_row, full_row = frame.iloc[0], frame.iloc[1]
     for column in ("context_window", "max_output_tokens", "released_at", "gateway_created_at"):
@@ -726,7 +985,7 @@ def test_missing_optional_values_stay_missing_in_nullable_columns() -> None:
 
 def test_missing_object_values_are_none_even_beside_present_ones() -> None:
     """A missing text or price is None whatever the neighbouring rows hold, never a float NaN."""
-    frame = normalize_models([latest_model(FIRST_ID), {"id": "acme/bare"}]).frame
+    frame = normalize_models([latest_model(FIRST_ID), {"id": "acme/bare"}], VERCEL).frame
     bare_row = frame.iloc[1]
     for column in ("model_name", "owned_by", "description", "model_type", "cost_bucket"):
         assert bare_row[column] is None, f"{column}: {bare_row[column]!r}"
