@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -30,10 +30,16 @@ from werkzeug import Response
 from model_sync.definitions import build_definitions
 from model_sync.resources import ChangeFeed
 from model_sync.sensors import SENSOR_NAME, WebhookDeliveriesFailing
-from model_sync.settings import Settings, SettingsError
+from model_sync.settings import Settings, SettingsError, WebhookSettings
 from model_sync.webhooks import MAX_BACKOFF, backoff_seconds, deliver_pending, verify
+from model_sync_tests.conftest import configure
 from model_sync_tests.snapshots import snapshot_models
-from model_sync_tests.test_sync import check_evaluation, materialization_metadata, serve_models
+from model_sync_tests.test_sync import (
+    check_evaluation,
+    materialization_metadata,
+    serve,
+    serve_models,
+)
 
 SECRET = "change-feed-test-secret"
 SNAPSHOT = "models-2025-11-18.json"
@@ -41,7 +47,16 @@ SNAPSHOT_SIZE = 144
 # In the snapshot: input "0.00000006" per token, i.e. 0.06 per million tokens.
 PRICED_MODEL = "alibaba/qwen-3-14b"
 NEW_INPUT_PRICE = "0.00000009"
-COUNT_KEYS = {"total", "created", "updated", "unchanged", "deactivated", "reactivated", "failed"}
+COUNT_KEYS = {
+    "total",
+    "created",
+    "updated",
+    "unchanged",
+    "deactivated",
+    "reactivated",
+    "failed",
+    "stale",
+}
 CHECK_NAME = "ai_models_webhook_deliveries"
 # A created model's change entry carries no field-level detail.
 CREATED_ENTRY = {
@@ -142,7 +157,7 @@ def free_port() -> int:
 def feed(*urls: str, **overrides) -> dict:
     """Setting overrides that subscribe ``urls``; retries are due immediately."""
     return {
-        "webhook_urls": tuple(urls),
+        "webhook_urls": list(urls),
         "webhook_secret": SECRET,
         "webhook_backoff_seconds": 0.0,
         "webhook_timeout_seconds": 2.0,
@@ -152,7 +167,11 @@ def feed(*urls: str, **overrides) -> dict:
 
 def change_feed(*urls: str) -> ChangeFeed:
     """The resource the job and the sensor use, configured like ``feed``."""
-    return ChangeFeed(urls=list(urls), secret=SECRET, timeout_seconds=2.0, backoff_seconds=0.0)
+    return ChangeFeed(
+        settings=WebhookSettings(
+            urls=list(urls), secret=SECRET, timeout_seconds=2.0, backoff_seconds=0.0
+        )
+    )
 
 
 def repriced(models: list[dict]) -> list[dict]:
@@ -270,23 +289,30 @@ def test_a_changed_price_travels_as_exact_decimal_strings(run_sync, httpserver, 
 
 
 def test_a_sync_without_changes_sends_nothing(run_sync, httpserver, receiver, db):
-    """An unchanged catalog is not news: no outbox row, no POST."""
+    """An unchanged catalog is not news: no outbox row, no POST — on both paths.
+
+    The very same body again takes the verified-unchanged path; the same models as other
+    bytes (other JSON whitespace) take the full path, whose diff finds nothing to announce.
+    """
     receiver.answer("/hooks")
-    url = serve_models(httpserver, snapshot_models(SNAPSHOT))
-    assert run_sync(url, **feed(receiver.url())).success
+    body = json.dumps({"object": "list", "data": snapshot_models(SNAPSHOT)}).encode()
+    assert run_sync(serve(httpserver, body), **feed(receiver.url())).success
     assert len(receiver.deliveries()) == len(outbox(db)) == 1
 
-    result = run_sync(url, **feed(receiver.url()))
-    assert result.success
-    meta = materialization_metadata(result, "ai_models")
-    assert (meta["created"], meta["updated"], meta["deactivated"]) == (0, 0, 0)
-    assert (meta["webhook_events"], meta["webhooks_delivered"], meta["webhooks_failed"]) == (
-        0,
-        0,
-        0,
-    )
-    assert len(outbox(db)) == 1
-    assert len(receiver.deliveries()) == 1
+    for served, unchanged_body in ((body, True), (body + b"\n", False)):
+        result = run_sync(serve(httpserver, served), **feed(receiver.url()))
+        assert result.success
+        meta = materialization_metadata(result, "ai_models")
+        assert meta["unchanged_body"] is unchanged_body
+        assert (meta["created"], meta["updated"], meta["deactivated"]) == (0, 0, 0)
+        assert meta["unchanged"] == SNAPSHOT_SIZE
+        assert (meta["webhook_events"], meta["webhooks_delivered"], meta["webhooks_failed"]) == (
+            0,
+            0,
+            0,
+        )
+        assert len(outbox(db)) == 1
+        assert len(receiver.deliveries()) == 1
 
 
 def test_a_sync_without_subscribers_writes_no_outbox_row(run_sync, httpserver, db):
@@ -315,10 +341,12 @@ def test_a_failing_subscriber_gets_the_same_event_again_until_it_answers_2xx(
         1,
     )
 
-    # A later sync with no changes of its own still retries what is pending.
+    # A later sync with no changes of its own (the same body: verified unchanged) still
+    # retries what is pending.
     second = run_sync(url, **feed(receiver.url()))
     assert second.success
-    assert materialization_metadata(second, "ai_models")["webhooks_failed"] == 1
+    second_meta = materialization_metadata(second, "ai_models")
+    assert (second_meta["unchanged_body"], second_meta["webhooks_failed"]) == (True, 1)
     [row] = outbox(db)
     assert (row["attempts"], row["delivered_at"], row["last_status"]) == (2, None, 500)
     assert row["last_error"] == "HTTP 500"
@@ -396,7 +424,9 @@ def test_a_failed_event_waits_for_its_backoff_which_doubles(
     receiver.answer("/hooks", 500, 500, then=200)
     overrides = feed(receiver.url(), webhook_backoff_seconds=60.0)
     assert run_sync(serve_models(httpserver, snapshot_models(SNAPSHOT)), **overrides).success
-    feed_resource = ChangeFeed(urls=[receiver.url()], secret=SECRET, backoff_seconds=60.0)
+    feed_resource = ChangeFeed(
+        settings=WebhookSettings(urls=[receiver.url()], secret=SECRET, backoff_seconds=60.0)
+    )
 
     def scheduled_delay() -> float:
         [(seconds,)] = db.execute(
@@ -440,11 +470,12 @@ def test_one_delivery_pass_sends_at_most_its_limit_of_events(
     assert run_sync(serve_models(httpserver, snapshot_models(SNAPSHOT)), **feed(*urls)).success
     assert [r["attempts"] for r in outbox(db)] == [1, 1, 1, 1]
 
-    report = deliver_pending(engine, SECRET, limit=3, backoff_base_seconds=0.0)
+    settings = WebhookSettings(secret=SECRET, backoff_seconds=0.0)
+    report = deliver_pending(engine, settings, limit=3)
     assert (report.delivered, report.failed) == (3, 0)
     assert [r["delivered_at"] is not None for r in outbox(db)] == [True, True, True, False]
 
-    report = deliver_pending(engine, SECRET, limit=1, backoff_base_seconds=0.0)
+    report = deliver_pending(engine, settings, limit=1)
     assert (report.delivered, report.failed) == (1, 0)
     assert all(r["delivered_at"] is not None for r in outbox(db))
 
@@ -514,7 +545,7 @@ def test_persistent_failures_turn_the_check_and_the_sensor_red_until_delivered(
     assert evaluation.metadata["failing_deliveries"].value == 1
     assert outbox(db)[0]["attempts"] == 2
 
-    configured = replace(settings, gateway_url=url, **overrides)
+    configured = configure(settings, url, **overrides)
     with pytest.raises(WebhookDeliveriesFailing, match=r"1 change-feed event\(s\) failed"):
         sensor_tick(configured)
     assert outbox(db)[0]["attempts"] == 3, "the sensor retried before raising"
@@ -580,6 +611,6 @@ def test_webhook_settings_parse_a_list_of_subscribers_and_their_retry_policy():
             "MODEL_SYNC_WEBHOOK_ALERT_AFTER_ATTEMPTS": "2",
         }
     )
-    assert parsed.webhook_urls == ("https://a.example.com/h", "http://b.example.com/h")
-    assert (parsed.webhook_secret, parsed.webhook_backoff_seconds) == (SECRET, 0.0)
-    assert parsed.webhook_alert_after_attempts == 2
+    assert parsed.webhooks.urls == ["https://a.example.com/h", "http://b.example.com/h"]
+    assert (parsed.webhooks.secret, parsed.webhooks.backoff_seconds) == (SECRET, 0.0)
+    assert parsed.webhooks.alert_after_attempts == 2
