@@ -260,7 +260,13 @@ class Settings(BaseModel):
             values["cron_schedule"] = normalize_cron(values["cron_schedule"])
         from model_sync.sources import source_settings_from_env
 
-        return cls(**values, **groups, sources=source_settings_from_env(env))
+        sources = source_settings_from_env(env)
+        try:
+            return cls(**values, **groups, sources=sources)
+        except ValidationError as error:
+            # A rule across variables (model_post_init), reported like any other variable's.
+            message = error.errors(include_url=False)[0]["msg"]
+            raise SettingsError(message.removeprefix("Value error, ")) from None
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
