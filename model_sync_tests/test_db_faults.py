@@ -29,25 +29,30 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-import pandas as pd
 import psycopg
 import pytest
 from dagster import AssetKey, DagsterEventType, ExecuteInProcessResult
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from model_sync.gateway import GatewayFetcher
+from model_sync.gateway import FetchedBody, GatewayFetcher
+from model_sync.service import read_response
+from model_sync.settings import SyncPolicy
+from model_sync.sources import get_source
 from model_sync.store.database import describe_database_error
 from model_sync.store.sync import SyncRequest, SyncResult, sync_catalog
-from model_sync.transform import normalize_models
+from model_sync.transform import NormalizedModels
 from model_sync_tests.snapshots import snapshot_models, snapshot_path
 
 SOURCE = "vercel"
+VERCEL = get_source(SOURCE)
+# The one step that fetches, normalizes and loads the vercel source's three assets.
+SYNC_STEP = "vercel_catalog_sync"
 OLD = "models-2025-11-18.json"  # 144 models
 NEW = "models-2026-03-05.json"  # 232 models
 # What syncing NEW onto a catalog holding exactly OLD writes (see test_sync's replay).
@@ -63,19 +68,24 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @cache
-def _snapshot_frame(name: str) -> pd.DataFrame:
-    response = GatewayFetcher(url=str(snapshot_path(name))).fetch()
-    return normalize_models(response.models, source=SOURCE).frame
+def _snapshot_models(name: str) -> NormalizedModels:
+    fetched = GatewayFetcher(url=str(snapshot_path(name))).fetch()
+    assert isinstance(fetched, FetchedBody)
+    return read_response(VERCEL, fetched)
 
 
-def sync_request(name: str, **overrides) -> SyncRequest:
-    """What the ``ai_models`` asset would pass for this recorded response."""
+def sync_request(name: str, **policy) -> SyncRequest:
+    """What the sync service passes ``store.sync`` for this recorded response, under the
+    default SyncPolicy with ``policy`` overrides (``lock_timeout_seconds=1.0`` …).
+
+    Without the body's hash, so a later job run of the same file takes the full path."""
+    models = _snapshot_models(name)
     return SyncRequest(
-        frame=_snapshot_frame(name).copy(),
-        source=SOURCE,
+        source=VERCEL,
+        models=replace(models, frame=models.frame.copy()),
         run_id=f"test-{uuid.uuid4().hex}",
+        policy=SyncPolicy(**policy),
         source_url=str(snapshot_path(name)),
-        **overrides,
     )
 
 
@@ -294,7 +304,9 @@ def retries(result: ExecuteInProcessResult, step: str) -> int:
 
 
 def materialized(result: ExecuteInProcessResult, asset: str) -> bool:
-    return any(e.asset_key == AssetKey(asset) for e in result.get_asset_materialization_events())
+    return any(
+        e.asset_key == AssetKey([SOURCE, asset]) for e in result.get_asset_materialization_events()
+    )
 
 
 def readme_main_command() -> list[str]:
@@ -362,15 +374,15 @@ def test_unreachable_server_fails_the_run_with_one_plain_line(run_sync):
 
     assert not result.success
     failures = step_failures(result)
-    assert list(failures) == ["ai_models"], failures
-    message = failures["ai_models"]
+    assert list(failures) == [SYNC_STEP], failures
+    message = failures[SYNC_STEP]
     assert message.startswith("cannot reach the catalog database: "), message
     assert 'server at "127.0.0.1", port 1 failed' in message, message
     assert "refused" in message.lower(), message
     assert "\n" not in message, message
     for noise in ("[SQL:", "Background on this error", "sqlalche.me", "Traceback"):
         assert noise not in message, message
-    assert retries(result, "ai_models") == 2
+    assert retries(result, SYNC_STEP) == 2
     assert not materialized(result, "ai_models")
 
 
@@ -547,7 +559,9 @@ def test_run_process_killed_mid_write_leaves_nothing_partial(
     result = run_sync(str(snapshot_path(NEW)))
     assert result.success, step_failures(result)
     (event,) = [
-        e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("ai_models")
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == AssetKey([SOURCE, "ai_models"])
     ]
     metadata = {key: value.value for key, value in event.materialization.metadata.items()}
     assert {key: metadata[key] for key in OLD_TO_NEW} == OLD_TO_NEW
