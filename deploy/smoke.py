@@ -71,7 +71,17 @@ def _wait(predicate, timeout: float, what: str, interval: float = 1.0):
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def run_smoke(database_url: str, gateway_url: str, timeout: float) -> None:
+def dev_command(tool: str, port: int) -> list[str]:
+    """`dagster dev` on the module, or `dg dev` in the project folder (README shows both)."""
+    bin_dir = str(Path(sys.executable).parent)
+    if tool == "dg":
+        dg = shutil.which("dg", path=bin_dir) or "dg"
+        return [dg, "dev", "--host", "127.0.0.1", "--port", str(port)]
+    dagster = shutil.which("dagster", path=bin_dir) or "dagster"
+    return [dagster, "dev", "-m", "model_sync.definitions", "-h", "127.0.0.1", "-p", str(port)]
+
+
+def run_smoke(database_url: str, gateway_url: str, timeout: float, tool: str = "dagster") -> None:
     home = Path(tempfile.mkdtemp(prefix="model_sync_smoke_"))
     port = _free_port()
     env = {
@@ -81,8 +91,7 @@ def run_smoke(database_url: str, gateway_url: str, timeout: float) -> None:
         "MODEL_SYNC_GATEWAY_URL": gateway_url,
     }
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
-    command = [dagster, "dev", "-m", "model_sync.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    command = dev_command(tool, port)
     log = (home / "dagster-dev.log").open("w")
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -168,10 +177,13 @@ def main() -> int:
         help="server on which to create the fresh database",
     )
     parser.add_argument("--gateway-url", default=str(DEFAULT_RESPONSE))
+    parser.add_argument(
+        "--dev", choices=("dagster", "dg"), default="dagster", help="dagster dev, or dg dev"
+    )
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     if args.database_url:
-        run_smoke(args.database_url, args.gateway_url, args.timeout)
+        run_smoke(args.database_url, args.gateway_url, args.timeout, args.dev)
         return 0
     name = f"model_sync_smoke_{os.getpid()}"
     with psycopg.connect(args.admin_url, autocommit=True) as admin:
@@ -182,7 +194,7 @@ def main() -> int:
         f"{info.get('port', '5432')}/{name}"
     )
     try:
-        run_smoke(url, args.gateway_url, args.timeout)
+        run_smoke(url, args.gateway_url, args.timeout, args.dev)
     finally:
         with psycopg.connect(args.admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,138 @@
+"""The ways people run this project, run the documented way: each asset materialized alone
+from the command line, ``dg launch``, and the test suite itself on a machine with no Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from model_sync_tests.apitools import REPO, clean_env, executable
+from model_sync_tests.snapshots import snapshot_bytes, snapshot_path
+
+OLD, NEW = "models-2025-11-18.json", "models-2026-03-05.json"
+
+
+def materialize(selection: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``dagster asset materialize -m model_sync.definitions --select <selection>``."""
+    return subprocess.run(
+        [executable("dagster"), "asset", "materialize", "-m", "model_sync.definitions"]
+        + ["--select", selection],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def user_env(database_url, tmp_path) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return clean_env(DAGSTER_HOME=str(home), MODEL_SYNC_DATABASE_URL=database_url)
+
+
+def test_materializing_ai_models_alone_fetches_the_current_response(user_env, db):
+    """What the UI's Materialize button does on that one asset: it fetches in the same run and
+    never re-applies what an earlier run left behind."""
+    first = materialize("*", {**user_env, "MODEL_SYNC_GATEWAY_URL": str(snapshot_path(OLD))})
+    assert first.returncode == 0, first.stderr
+    alone = materialize(
+        "vercel/ai_models", {**user_env, "MODEL_SYNC_GATEWAY_URL": str(snapshot_path(NEW))}
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert f"Fetching models from: {snapshot_path(NEW)}" in alone.stderr
+    served = {model["id"] for model in json.loads(snapshot_bytes(NEW))["data"]}
+    assert {
+        row[0] for row in db.execute("SELECT model_id FROM ai_models WHERE is_active")
+    } == served
+    # Only the selected asset materialized.
+    assert "Materialized value vercel ai_models." in alone.stderr
+    assert "Materialized value vercel ai_models_frame." not in alone.stderr
+
+
+@pytest.mark.parametrize("asset", ["vercel/gateway_models_raw", "vercel/ai_models_frame"])
+def test_the_raw_or_frame_asset_alone_reads_the_response_and_writes_no_catalog_row(
+    user_env, db, asset
+):
+    result = materialize(asset, {**user_env, "MODEL_SYNC_GATEWAY_URL": str(snapshot_path(OLD))})
+    assert result.returncode == 0, result.stderr
+    name = asset.split("/")[1]
+    assert f"Materialized value vercel {name}." in result.stderr
+    assert db.execute("SELECT count(*) FROM ai_models").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM model_sync_runs").fetchone() == (0,)
+    # The fetched body is kept in the archive either way.
+    assert db.execute("SELECT byte_count FROM response_archive").fetchall() == [
+        (len(snapshot_bytes(OLD)),)
+    ]
+
+
+def test_dg_launch_syncs_every_asset(user_env, db):
+    """`dg launch --assets '*'`, the dg twin of the README's main command."""
+    result = subprocess.run(
+        [executable("dg"), "launch", "--assets", "*"],
+        env={**user_env, "MODEL_SYNC_GATEWAY_URL": str(snapshot_path(OLD))},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Stats: total=144, created=144" in result.stderr
+    assert db.execute("SELECT count(*) FROM ai_models WHERE is_active").fetchone() == (144,)
+
+
+# --- the test suite on a machine without Postgres ---------------------------------------------
+
+# Two tests that need a database and an HTTP server: enough to prove the suite's set-up.
+PROBE = [
+    "model_sync_tests/test_drift.py::test_first_sync_records_a_baseline_without_drift",
+    "model_sync_tests/test_price_points.py::test_the_readme_video_query_answers_from_the_catalog",
+]
+
+
+def _in_network_namespace(command: list[str]) -> list[str]:
+    """A private network namespace: only its own loopback, so nothing listens on
+    127.0.0.1:5432 — a fresh machine, as far as the tests can tell."""
+    inner = " ".join(["ip link set lo up &&", "exec", *(f"'{part}'" for part in command)])
+    return ["unshare", "--net", "sh", "-c", inner]
+
+
+def test_the_suite_runs_on_the_embedded_postgres_when_no_server_is_there(tmp_path):
+    env = clean_env()
+    env.pop("MODEL_SYNC_TEST_ADMIN_URL", None)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PROBE]
+    result = subprocess.run(
+        _in_network_namespace(command),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 passed" in result.stdout
+
+
+def test_an_unreachable_test_server_that_was_asked_for_fails_clearly(tmp_path):
+    env = {
+        **clean_env(),
+        "MODEL_SYNC_TEST_ADMIN_URL": "postgresql://postgres@127.0.0.1:9/postgres",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", PROBE[0]],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "cannot reach the test Postgres at postgresql://postgres@127.0.0.1:9/postgres" in output
+    assert os.environ.get("MODEL_SYNC_TEST_ADMIN_URL") != env["MODEL_SYNC_TEST_ADMIN_URL"]
