@@ -22,6 +22,7 @@ import psycopg
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
+from model_sync.settings import ConcurrentSync
 from model_sync.store.database import sqlalchemy_url
 from model_sync.store.sync import SyncRefused
 from model_sync_tests.conftest import run_logs
@@ -31,6 +32,7 @@ from model_sync_tests.test_db_faults import (
     NEW,
     OLD,
     OLD_TO_NEW,
+    SYNC_STEP,
     SyncThread,
     assert_whole_catalog,
     blocked_sync,
@@ -164,7 +166,7 @@ def test_skip_mode_run_ends_without_materializing_while_another_sync_writes(
         _backend,
         blocker,
     ):
-        result = run_sync(str(snapshot_path(NEW)), concurrent_sync="skip")
+        result = run_sync(str(snapshot_path(NEW)), concurrent_sync=ConcurrentSync.SKIP)
         assert result.success, step_failures(result)
         assert not materialized(result, "ai_models")
         assert any(BUSY_MESSAGE in line for line in run_logs(instance, result))
@@ -198,10 +200,12 @@ def test_wait_mode_run_fails_on_the_lock_timeout_while_another_sync_writes(
         _backend,
         blocker,
     ):
-        result = run_sync(str(snapshot_path(NEW)), concurrent_sync="wait", lock_timeout_seconds=0.5)
+        result = run_sync(
+            str(snapshot_path(NEW)), concurrent_sync=ConcurrentSync.WAIT, lock_timeout_seconds=0.5
+        )
         assert not result.success
         assert step_failures(result) == {
-            "ai_models": "AI Models sync failed: timed out waiting for a lock held by another "
+            SYNC_STEP: "AI Models sync failed: timed out waiting for a lock held by another "
             "session (MODEL_SYNC_LOCK_TIMEOUT_SECONDS); nothing was written: canceling statement "
             "due to lock timeout"
         }
