@@ -329,7 +329,10 @@ def test_a_sync_without_subscribers_writes_no_outbox_row(run_sync, httpserver, d
 def test_a_failing_subscriber_gets_the_same_event_again_until_it_answers_2xx(
     run_sync, httpserver, receiver, db, engine
 ):
-    """Two 500s, then 200: three attempts of one event, one delivery id, then delivered."""
+    """Two 500s, then 200: three attempts of one event, one delivery id, then delivered.
+
+    The second sync serves the very same body, so it takes the verified-unchanged path
+    (asserted): a sync that writes nothing still delivers what is pending."""
     receiver.answer("/hooks", 500, 500, then=200)
     url = serve_models(httpserver, snapshot_models(SNAPSHOT))
     first = run_sync(url, **feed(receiver.url()))
@@ -526,7 +529,10 @@ def test_concurrent_delivery_passes_post_each_event_once(
 def test_persistent_failures_turn_the_check_and_the_sensor_red_until_delivered(
     run_sync, httpserver, receiver, settings, db
 ):
-    """Below the alert threshold the check passes; at it, check and sensor fail; then recover."""
+    """Below the alert threshold the check passes; at it, check and sensor fail; then recover.
+
+    Every sync after the first serves the very same body: the verified-unchanged path
+    (asserted), which still delivers pending events and runs the check."""
     receiver.answer("/hooks", then=500)
     overrides = feed(receiver.url(), webhook_alert_after_attempts=2)
     url = serve_models(httpserver, snapshot_models(SNAPSHOT))
@@ -540,6 +546,7 @@ def test_persistent_failures_turn_the_check_and_the_sensor_red_until_delivered(
 
     second = run_sync(url, **overrides)
     assert second.success, "a red check does not fail the sync itself"
+    assert materialization_metadata(second, "ai_models")["unchanged_body"] is True
     evaluation = check_evaluation(second, CHECK_NAME)
     assert not evaluation.passed
     assert evaluation.metadata["failing_deliveries"].value == 1
@@ -559,6 +566,7 @@ def test_persistent_failures_turn_the_check_and_the_sensor_red_until_delivered(
     assert [d.status for d in receiver.deliveries()] == [200]
 
     healthy = run_sync(url, **overrides)
+    assert materialization_metadata(healthy, "ai_models")["unchanged_body"] is True
     evaluation = check_evaluation(healthy, CHECK_NAME)
     assert evaluation.passed
     assert evaluation.metadata["pending_deliveries"].value == 0
