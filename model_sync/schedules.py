@@ -58,11 +58,8 @@ def sync_schedule(cron_schedule: str, enabled: bool, sources: Sequence[str]) -> 
         description="Syncs every enabled source, one run each (MODEL_SYNC_CRON_SCHEDULE, UTC).",
     )
     def _schedule(context: ScheduleEvaluationContext) -> list[RunRequest]:
-        tick = (
-            context.scheduled_execution_time.isoformat()
-            if context.scheduled_execution_time
-            else "now"
-        )
+        # The daemon always sets the tick's time: one run per source and tick.
+        tick = context.scheduled_execution_time.isoformat()
         return [source_run_request(source, f"{source}:{tick}", "schedule") for source in sources]
 
     return _schedule

@@ -237,14 +237,15 @@ PROVIDER_ALIASES: dict[str, str] = {
 
 
 def canonical_provider(provider: str) -> str:
-    provider = provider.strip().lower()
+    provider = provider.lower()
     return PROVIDER_ALIASES.get(provider, provider)
 
 
 def canonical_from_provider_model(provider: str, model: str) -> str:
     """``provider/model``: lowercase, the provider's alias unified, and dots in the model name
-    written as dashes (``claude-opus-4.5`` and ``claude-opus-4-5`` are one model)."""
-    return f"{canonical_provider(provider)}/{model.strip().lower().replace('.', '-')}"
+    written as dashes (``claude-opus-4.5`` and ``claude-opus-4-5`` are one model). Nothing is
+    trimmed: ids are kept verbatim, and so is what the identity is built from."""
+    return f"{canonical_provider(provider)}/{model.lower().replace('.', '-')}"
 
 
 def tier_entries(

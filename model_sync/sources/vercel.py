@@ -157,9 +157,10 @@ def to_row(model: VercelModel, model_id: str, raw: dict[str, Any]) -> dict[str, 
 
 
 def canonical_id(model_id: str, raw: dict[str, Any]) -> str:
-    """Gateway ids are already ``provider/model``; only the provider's alias is unified."""
-    provider, _, name = model_id.partition("/")
-    return canonical_from_provider_model(provider, name or model_id)
+    """Gateway ids are already ``provider/model``; only the provider's alias is unified (an id
+    without a ``/`` is its own provider and model, as migration 0004 computed it)."""
+    provider, slash, name = model_id.partition("/")
+    return canonical_from_provider_model(provider, name if slash else model_id)
 
 
 SOURCE = Source(
