@@ -145,7 +145,14 @@ def sync_response(
         effective_at=effective_at,
     )
     if skip_unchanged and acceptance is None:
-        unchanged = _record_if_unchanged(engine, record, policy, started_at)
+        try:
+            unchanged = _record_if_unchanged(engine, record, policy, started_at)
+        except SQLAlchemyError as error:
+            # It waits on the sync lock like a sync: a timeout there is the sync's failure.
+            message = describe_database_error(error)
+            with contextlib.suppress(SQLAlchemyError):
+                record_failed_run(engine, record, started_at, message)
+            raise SyncFailed(message, refused=False) from error
         if unchanged is not None:
             sync_id, counts, active, inactive = unchanged
             return SyncOutcome(
