@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +26,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model_sync.auth import ConfigurationError, InvalidToken, TokenVerifier, describe
+from model_sync.costing import exact_text
 from model_sync.settings import Settings, SettingsError
 from model_sync.store import database
 from model_sync.store.database import describe_database_error
@@ -51,6 +53,8 @@ LOGGED_TOKEN_ERROR_CHARS = 200
 SUBMIT_LOCK_KEY = 0x6D5F617069  # "m_api"
 SUBMIT_LOCK_TIMEOUT_MS = 10_000
 POLL_SECONDS = 0.5
+# Records one POST /api/v1/costs prices; a larger batch is refused as a whole (422).
+MAX_COST_RECORDS = 1000
 SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -83,6 +87,40 @@ class StatsResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str
+
+
+class UsageRecord(BaseModel):
+    """One request's usage: which model (source + model_id, or canonical_model_id), when it
+    ran (default: now), and its meters (absent = 0; see README "Cost of any usage")."""
+
+    source: str | None = Field(default=None, max_length=200)
+    model_id: str | None = Field(default=None, max_length=1000)
+    canonical_model_id: str | None = Field(default=None, max_length=1000)
+    at: AwareDatetime | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+
+
+class CostsRequest(BaseModel):
+    records: list[UsageRecord] = Field(min_length=1, max_length=MAX_COST_RECORDS)
+
+
+class CostOut(BaseModel):
+    total: str = Field(description="USD, exact decimal text")
+    meters: dict[str, str]
+    version_id: int
+    unpriced: list[str]
+
+
+class CostResult(BaseModel):
+    index: int
+    source: str | None = None
+    model_id: str | None = None
+    cost: CostOut | None = None
+    error: str | None = None
+
+
+class CostsResponse(BaseModel):
+    results: list[CostResult]
 
 
 class HealthResponse(BaseModel):
@@ -297,6 +335,37 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
                 return JSONResponse(body, status_code=202), "accepted"
             await asyncio.sleep(POLL_SECONDS)
 
+    @app.post(
+        "/api/v1/costs",
+        response_model=CostsResponse,
+        responses={
+            **unauthorized,
+            422: {"model": ErrorResponse, "description": "Not a batch of usage records."},
+            503: {"model": ErrorResponse},
+        },
+        tags=["costs"],
+    )
+    def costs(
+        batch: CostsRequest, claims: Annotated[dict[str, Any], Depends(authenticated)]
+    ) -> Any:
+        """The exact cost of each usage record at the prices in force when it ran: its total,
+        its meters, the price version used and the meters nothing prices. A bad record gets
+        its own error; the batch goes on."""
+        try:
+            with engine().begin() as connection:
+                connection.execute(
+                    text("SELECT set_config('statement_timeout', :ms, true)"),
+                    {"ms": f"{round(api.read_timeout_seconds * 1000 * 4)}ms"},
+                )
+                results = [
+                    _price_record(connection, index, record)
+                    for index, record in enumerate(batch.records)
+                ]
+        except SQLAlchemyError as error:
+            logger.warning("costs unavailable: %s", describe_database_error(error))
+            return JSONResponse({"error": "database unavailable"}, status_code=503)
+        return CostsResponse(results=results)
+
     @app.get(
         "/api/v1/scheduler/sync-stats",
         response_model=StatsResponse,
@@ -323,6 +392,40 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
         )
 
     return app
+
+
+def _price_record(connection, index: int, record: UsageRecord) -> CostResult:
+    from model_sync.costing import Usage, UsageError
+    from model_sync.store.costs import NoPrice, cost_in_sql, resolve_model
+
+    try:
+        Usage.parse(record.usage)  # a clear message for a bad usage object, before any SQL
+        if record.model_id is not None:
+            if record.source is None:
+                raise UsageError("give the source with model_id (or a canonical_model_id)")
+            source, model_id = record.source, record.model_id
+        elif record.canonical_model_id is not None:
+            source, model_id = resolve_model(connection, record.canonical_model_id, record.source)
+        else:
+            raise UsageError("give source and model_id, or canonical_model_id")
+    except (UsageError, NoPrice) as error:
+        return CostResult(
+            index=index, source=record.source, model_id=record.model_id, error=str(error)
+        )
+    answer = cost_in_sql(connection, source, model_id, record.at or datetime.now(UTC), record.usage)
+    if "error" in answer:
+        return CostResult(index=index, source=source, model_id=model_id, error=answer["error"])
+    return CostResult(
+        index=index,
+        source=source,
+        model_id=model_id,
+        cost=CostOut(
+            total=exact_text(answer["total"]),
+            meters={meter: exact_text(cost) for meter, cost in answer["meters"].items()},
+            version_id=answer["version_id"],
+            unpriced=answer["unpriced"],
+        ),
+    )
 
 
 def _failure(error: str, run_id: str | None, status: int) -> JSONResponse:

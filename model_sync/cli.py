@@ -92,6 +92,39 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _reprice(settings: Settings, args: argparse.Namespace) -> int:
+    import csv
+    from datetime import UTC, datetime
+
+    from model_sync.store.reprice import reprice_csv
+
+    try:
+        at = (
+            datetime.now(UTC)
+            if args.at == "now"
+            else datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+        )
+        if at.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2026-12-01T00:00:00Z)")
+    except ValueError as error:
+        print(f"reprice: --at {args.at!r}: {error}", file=sys.stderr)
+        return 2
+    url = database.resolve_database_url(settings.database_url, settings.embedded_data_dir())
+    engine = database.engine_for(url, settings.db_connect_timeout_seconds)
+    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        with open(args.usage, newline="") as usage:
+            count = reprice_csv(engine, csv.DictReader(usage), at, out)
+    except (OSError, ValueError) as error:
+        print(f"reprice stopped: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"priced {count} usage records at their time and at {at.isoformat()}", file=sys.stderr)
+    return 0
+
+
 def _db_url(settings: Settings, args: argparse.Namespace) -> int:
     if settings.database_url:
         print(settings.database_url)
@@ -123,6 +156,10 @@ COMMANDS = {
         _rebuild,
         "rebuild a fresh catalog's history from the response archive, in capture order",
     ),
+    "reprice": (
+        _reprice,
+        "price a CSV of past usage at the time each record ran and at another time",
+    ),
     "db-url": (_db_url, "print the catalog database URL (starts the embedded server if needed)"),
     "stop-db": (_stop_db, "stop the embedded PostgreSQL server"),
 }
@@ -145,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
                 help="postgresql:// URL of the catalog whose archive to replay "
                 "(default: this catalog's own archive)",
             )
+        if name == "reprice":
+            command.add_argument(
+                "usage",
+                help="CSV: source, model_id, ran_at, and meter columns (input_tokens, "
+                "output_tokens, cache_read_tokens, cache_write_tokens, web_search_calls, "
+                "images, video_seconds, audio_seconds, characters), optional qualifiers (JSON)",
+            )
+            command.add_argument("--at", default="now", help="the other time (ISO-8601, or now)")
+            command.add_argument("--output", help="CSV to write (default: standard output)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

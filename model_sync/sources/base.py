@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, PlainValidator
 
+from model_sync.costing import MeterRule
 from model_sync.pricing import parse_price
 
 # Postgres btree entries are capped at ~2.7 kB; the catalog's unique key must always fit.
@@ -96,6 +97,9 @@ class Source:
     column_price_paths: frozenset[str] = field(default_factory=frozenset)
     # Unit of the amounts in the source's pricing object, for the README and the price view.
     pricing_unit: str = "per token"
+    # Usage meters beyond tokens (web search, images, seconds, characters): which price points
+    # price them, per how many units (model_sync.costing; stored in ai_source_meters).
+    meter_rules: Mapping[str, MeterRule] = field(default_factory=dict)
 
 
 def decode_json(body: bytes) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, StrictBool, StrictStr, model_validator
 
+from model_sync.costing import MeterRule
 from model_sync.pricing import PriceError, cost_bucket, parse_price, per_million
 from model_sync.sources.base import (
     FIRST_PARTY_PROVIDERS,
@@ -228,5 +229,11 @@ SOURCE = Source(
     column_price_paths=frozenset(
         {*_BASE_KEYS, *(f"{k}_above_{n}k_tokens" for k in _BASE_KEYS for n in (128, 200, 272))}
     ),
+    meter_rules={
+        "images": MeterRule(r"^output_cost_per_image$"),
+        "video_seconds": MeterRule(r"^output_cost_per_video_per_second$"),
+        "audio_seconds": MeterRule(r"^(input_cost_per_audio_per_second|input_cost_per_second)$"),
+        "characters": MeterRule(r"^input_cost_per_character$"),
+    },
     pricing_unit="USD per token (other keys per their name: per image, per second, per query)",
 )

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, StrictStr
 
+from model_sync.costing import MeterRule
 from model_sync.pricing import cost_bucket, parse_price, per_million
 from model_sync.sources.base import (
     Count,
@@ -210,5 +211,10 @@ SOURCE = Source(
         # others (time windows) have no column.
         {"prompt", "completion", "input_cache_read", "input_cache_write", "web_search"}
     ),
+    meter_rules={
+        # Per search, as served ("0.01" for Anthropic's $10 / 1K).
+        "web_search_calls": MeterRule(r"^web_search$"),
+        "images": MeterRule(r"^image$"),
+    },
     pricing_unit="USD per token (web_search per search, image per image)",
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictStr
 
+from model_sync.costing import MeterRule
 from model_sync.pricing import cost_bucket, per_million
 from model_sync.sources.base import (
     Count,
@@ -204,5 +205,11 @@ SOURCE = Source(
             "input_cache_write_tiers",
         }
     ),
+    meter_rules={
+        # Vercel's web_search is USD per 1,000 searches (Anthropic's $10 / 1K, as served: "10").
+        "web_search_calls": MeterRule(r"^web_search$", unit_exponent=3),
+        "images": MeterRule(r"^(image|image_dimension_quality_pricing\[[0-9]+\]\.cost)$"),
+        "video_seconds": MeterRule(r"^video_duration_pricing\[[0-9]+\]\.cost_per_second$"),
+    },
     pricing_unit="USD per token (web_search per search, image per image, video per second)",
 )

@@ -289,3 +289,20 @@ SELECT :sync_id, subscriber, CAST(:event_type AS text), jsonb_build_object(
         FROM ai_model_changes c WHERE c.sync_id = :sync_id), '[]'::jsonb))
 FROM unnest(:subscribers) AS subscriber
 """
+
+# Each source's meter rules (model_sync.costing), written only when they changed.
+RECORD_METER_RULES = """
+INSERT INTO ai_source_meters (source, meter, path_pattern, unit_exponent)
+SELECT :source, m.meter, m.path_pattern, m.unit_exponent
+FROM jsonb_to_recordset(CAST(:rules AS jsonb)) AS m(meter text, path_pattern text,
+                                                   unit_exponent smallint)
+ON CONFLICT (source, meter) DO UPDATE
+    SET path_pattern = EXCLUDED.path_pattern, unit_exponent = EXCLUDED.unit_exponent
+    WHERE (ai_source_meters.path_pattern, ai_source_meters.unit_exponent)
+          IS DISTINCT FROM (EXCLUDED.path_pattern, EXCLUDED.unit_exponent)
+"""
+
+FORGET_METER_RULES = """
+DELETE FROM ai_source_meters
+WHERE source = :source AND NOT meter = ANY(CAST(:meters AS text[]))
+"""

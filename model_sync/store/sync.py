@@ -286,6 +286,20 @@ def _insert_new_models(
         )
 
 
+def _record_meter_rules(connection: Connection, source: Source) -> None:
+    """What prices this source's meters beyond tokens, for ai_model_cost()."""
+    rules = [
+        {"meter": meter, "path_pattern": rule.path_pattern, "unit_exponent": rule.unit_exponent}
+        for meter, rule in sorted(source.meter_rules.items())
+    ]
+    connection.execute(
+        text(sql.RECORD_METER_RULES), {"source": source.name, "rules": json_text(rules)}
+    )
+    connection.execute(
+        text(sql.FORGET_METER_RULES), {"source": source.name, "meters": sorted(source.meter_rules)}
+    )
+
+
 def _guard_shrink(connection: Connection, request: SyncRequest) -> None:
     source = request.source.name
     active = connection.execute(
@@ -465,6 +479,7 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
         sync_id = start_run(connection, request.record(skipped), started_at)
         params = {"sync_id": sync_id, "run_id": request.run_id, "as_of": as_of, "source": source}
         _insert_new_models(connection, request, known, as_of)
+        _record_meter_rules(connection, request.source)
         connection.execute(text(sql.RECORD_CHANGES), params)
         connection.execute(text(sql.UPDATE_CHANGED), params)
         connection.execute(text(sql.UPDATE_STALE_MARKS), params)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -288,6 +289,17 @@ api_sync_requests = Table(
     Column("outcome", Text, nullable=False),
     Column("run_id", Text),
     Index("api_sync_requests_time_idx", "requested_at"),
+)
+
+# Which price points price the usage meters beyond tokens, per source (model_sync.costing):
+# written by each source's syncs from its declaration, read by ai_model_cost().
+ai_source_meters = Table(
+    "ai_source_meters",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("meter", Text, primary_key=True),
+    Column("path_pattern", Text, nullable=False),
+    Column("unit_exponent", SmallInteger, nullable=False, server_default=text("0")),
 )
 
 # Columns a sync may write: everything the transform produces. The user-owned columns are
