@@ -634,7 +634,7 @@ def test_openapi_lists_the_paths_behind_a_bearer_scheme(reader):
     """Generated clients and API gateways read the schema: paths and auth must be in it."""
     schema = reader.get("/openapi.json").json()
     runs = f"{RUNS}/{{run_id}}"
-    assert set(schema["paths"]) == {SYNC, STATS, HEALTH, runs}
+    assert set(schema["paths"]) == {SYNC, STATS, HEALTH, runs, "/api/v1/costs"}
     schemes = schema["components"]["securitySchemes"]
     bearer_schemes = [
         name
@@ -646,6 +646,7 @@ def test_openapi_lists_the_paths_behind_a_bearer_scheme(reader):
     assert schema["paths"][SYNC]["post"]["security"] == [{scheme_name: []}]
     assert schema["paths"][STATS]["get"]["security"] == [{scheme_name: []}]
     assert schema["paths"][runs]["get"]["security"] == [{scheme_name: []}]
+    assert schema["paths"]["/api/v1/costs"]["post"]["security"] == [{scheme_name: []}]
     assert "security" not in schema["paths"][HEALTH]["get"]
     assert {"202", "401", "409", "422", "502", "503"} <= set(
         schema["paths"][SYNC]["post"]["responses"]

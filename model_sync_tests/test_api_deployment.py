@@ -114,7 +114,7 @@ def test_every_endpoint_answers_as_documented(deployment, keys, server, db, tmp_
         assert httpx.head(f"{url}{HEALTH}").status_code == 200
         assert httpx.get(f"{url}{HEALTH}").json() == {"status": "ok"}
         schema = httpx.get(f"{url}/openapi.json").json()
-        assert {SYNC, STATS, HEALTH, f"{RUNS}/{{run_id}}"} == set(schema["paths"])
+        assert {SYNC, STATS, HEALTH, f"{RUNS}/{{run_id}}", "/api/v1/costs"} == set(schema["paths"])
 
         response = httpx.post(f"{url}{SYNC}", headers=headers, timeout=180)
         assert response.status_code == 200, (response.text, api.output())
@@ -154,6 +154,24 @@ def test_every_endpoint_answers_as_documented(deployment, keys, server, db, tmp_
         assert db.execute(
             "SELECT subject, status_code, outcome, run_id FROM api_sync_requests"
         ).fetchall() == [(SUBJECT, 200, "success", run_id)]
+        # The cost of usage at the catalog's prices: openai/gpt-4o of 2025-11-18 is
+        # "0.0000025" input and "0.00001" output per token.
+        costs = httpx.post(
+            f"{url}/api/v1/costs",
+            headers=headers,
+            json={
+                "records": [
+                    {
+                        "source": "vercel",
+                        "model_id": "openai/gpt-4o",
+                        "usage": {"input_tokens": 1000, "output_tokens": 500},
+                    }
+                ]
+            },
+        )
+        assert costs.status_code == 200, costs.text
+        [priced] = costs.json()["results"]
+        assert priced["cost"]["total"] == "0.0075" and priced["error"] is None
     finally:
         assert api.stop() < 10
 

@@ -12,6 +12,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -372,3 +373,33 @@ def test_reprice_prices_last_month_at_todays_prices(priced, database_url, tmp_pa
     )
     assert rows[1]["cost_then"] == "0.00002"  # 10 × "0.000002" per token (grok-2, 2025-11-18)
     assert rows[1]["cost_at"] == "" and "was not served" in rows[1]["error"]
+
+
+def test_the_readme_worked_example_and_last_month_query(priced, db):
+    """README "Cost of any usage": the worked example, and the re-pricing query as printed."""
+    usage = {"input_tokens": 150000, "cache_read_tokens": 60000, "output_tokens": 2000}
+    cost = both(db, priced, "anthropic/claude-sonnet-4.6", AFTER, usage)
+    assert cost["total"] == Decimal("0.981")
+    assert cost["meters"] == {
+        "input_tokens": Decimal("0.9"),
+        "output_tokens": Decimal("0.045"),
+        "cache_read_tokens": Decimal("0.036"),
+    }
+    db.execute(
+        "CREATE TABLE usage_log (ran_at timestamptz, source text, model_id text, usage jsonb)"
+    )
+    last_month = datetime.now(UTC).replace(day=1) - timedelta(days=10)
+    db.execute(
+        "INSERT INTO usage_log VALUES (%s, 'vercel', 'openai/gpt-4o', %s), "
+        "(%s, 'vercel', 'no/such-model', %s)",
+        (last_month, json.dumps(usage), last_month, json.dumps(usage)),
+    )
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    query = readme.split("SELECT u.ran_at, u.source, u.model_id,", 1)[1].split("```", 1)[0]
+    rows = db.execute("SELECT u.ran_at, u.source, u.model_id," + query).fetchall()
+    # gpt-4o at today's (2026-03-05) prices: 150000 × 0.0000025 + 60000 × 0.00000125
+    # + 2000 × 0.00001 = 0.375 + 0.075 + 0.02 — the same as then (one version since).
+    assert [(r[2], r[3], r[4], r[5]) for r in rows] == [
+        ("openai/gpt-4o", Decimal("0.47"), Decimal("0.47"), Decimal("0")),
+        ("no/such-model", None, None, None),
+    ]
