@@ -18,7 +18,7 @@ from model_sync_tests.conftest import run_cli
 from model_sync_tests.snapshots import snapshot_models, snapshot_path
 
 FIRST_REVISION = "0001_ai_models"
-HEAD_REVISION = "0006_sources_side_by_side"
+HEAD_REVISION = "0007_cost_of_usage"
 
 # The canonical id rule, written out here by hand: "provider/model", the provider part
 # lowercased and its alias unified, the model part lowercased with dots as dashes. An id
@@ -92,6 +92,7 @@ def test_revisions_form_one_line_from_the_first_to_head():
         "0003_history_and_change_feed",
         "0004_served_models_never_lost",
         "0005_api_sync_requests",
+        "0006_sources_side_by_side",
         HEAD_REVISION,
     ]
     assert migrate.head_revision() == HEAD_REVISION
