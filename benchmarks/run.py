@@ -1,469 +1,561 @@
-"""Run every benchmark and write docs/performance.md and docs/performance.png.
+"""The benchmark: ``python -m benchmarks.run`` writes ``docs/performance.md`` and its plot.
 
-    .venv/bin/python -m benchmarks.run                      # 1k, 10k, 100k models, 3 reps
-    .venv/bin/python -m benchmarks.run --sizes 1000,10000 --reps 5 --skip-e2e
+What it measures, each on a database of its own (the test server: ``MODEL_SYNC_TEST_ADMIN_URL``,
+default the local one):
 
-One database (``--database``, default ``model_sync_bench``) is created on the server of
-``--admin-url``, used by every measurement, and dropped at the end.
+1. **The README's main command end to end** (``dagster asset materialize -m
+   model_sync.definitions --select '*'`` as a process, under ``/usr/bin/time``) on the newest
+   real Vercel response and on 40,000 models shaped like it (``benchmarks.synthetic``): a first
+   load, a change sync (5 % repriced, 1 % gone, 1 % new) and a no-change sync — wall time, peak
+   memory, and where the step's time went (fetch, archive, transform, load, from the run's
+   materialization).
+2. **The transform's throughput** in process (``transform.normalize``), models per second.
+3. **The load against its fair floor**: the durable COPY of every row the first load wrote
+   (catalog rows, history versions, change rows) into same-shaped, indexed tables, and the old
+   module's way — one statement per model for the same rows — as the baseline.
+4. **Peak memory at 100,000 models** (main command).
+5. **Freshness**: CPU of one unchanged poll of the change sensor; with ``dagster dev`` against a
+   local gateway on loopback, the time from a changed response to the new price in
+   ``ai_models`` and the runs launched over minutes of unchanged polls.
+6. **Cost of usage**: ``ai_model_cost`` over a million usage rows in one query.
+7. **The response archive**: compressed size of every real response.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import hashlib
 import json
 import os
-import pickle
-import platform
-import pstats
-import shlex
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from sqlalchemy import Engine, text
+import psycopg
 
-from benchmarks import diagnostics, e2e, harness
-from benchmarks.harness import SyncTiming, median
-from benchmarks.synthetic import CatalogProfile, MutationSummary, describe, mutate, newest_fixture
-from model_sync.transform import normalize_models
+from benchmarks.synthetic import CatalogProfile, load_models, mutate, newest_fixture
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ADMIN_URL = os.environ.get(
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs"
+ADMIN_URL = os.environ.get(
     "MODEL_SYNC_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+LARGE = 40_000
+HUGE = 100_000
+BIN = Path(sys.executable).parent
 
 
 def log(message: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+# --- databases and processes --------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    name = f"model_sync_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
+    url = (
+        f"postgresql://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}:"
+        f"{info.get('port', '5432')}/{name}"
+    )
+    try:
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def user_env(database_url: str, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_SYNC_", "DAGSTER_"))}
+    return {
+        **env,
+        "DAGSTER_HOME": str(home),
+        "MODEL_SYNC_DATABASE_URL": database_url,
+        "MODEL_SYNC_ENABLED": "false",
+        **extra,
+    }
+
+
+@dataclass
+class CommandRun:
+    wall_s: float
+    peak_mib: float
+    phases_ms: dict[str, int] = field(default_factory=dict)
+
+
+def main_command(response: Path, database_url: str, home: Path) -> CommandRun:
+    """The README's main command as a user runs it, timed by /usr/bin/time."""
+    env = user_env(database_url, home, MODEL_SYNC_GATEWAY_URL=str(response))
+    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "model_sync.definitions"]
+    completed = subprocess.run(
+        ["/usr/bin/time", "-f", "%e %M", *command, "--select", "*"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"the main command failed:\n{completed.stderr[-3000:]}")
+    wall, peak_kib = completed.stderr.strip().splitlines()[-1].split()
+    return CommandRun(float(wall), int(peak_kib) / 1024, _phases(home))
+
+
+def _phases(home: Path) -> dict[str, int]:
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(AssetKey(["vercel", "ai_models"]))
+    metadata = event.asset_materialization.metadata
+    return {
+        phase: int(metadata[f"{phase}_ms"].value)
+        for phase in ("fetch", "archive", "transform", "load")
+        if f"{phase}_ms" in metadata
+    }
+
+
+def write_response(models: list[dict[str, Any]], folder: Path, name: str) -> Path:
+    path = folder / name
+    path.write_text(json.dumps({"object": "list", "data": models}))
+    return path
+
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# --- 1. the main command end to end -------------------------------------------------------
 
 
 @dataclass
 class Scenario:
-    """Several timed syncs of one kind at one size."""
-
-    runs: list[SyncTiming] = field(default_factory=list)
+    name: str
+    size: int
+    runs: list[CommandRun] = field(default_factory=list)
 
     @property
-    def seconds(self) -> list[float]:
-        return [run.seconds for run in self.runs]
+    def wall(self) -> float:
+        return median_of([run.wall_s for run in self.runs])
 
-    def median_phases(self) -> dict[str, float]:
-        if not self.runs:
-            return {}
-        return {
-            phase: median([run.phases[phase] for run in self.runs]) for phase in harness.PHASE_ORDER
+    @property
+    def peak(self) -> float:
+        return max(run.peak_mib for run in self.runs)
+
+    def phase(self, name: str) -> float:
+        return median_of([run.phases_ms.get(name, 0) for run in self.runs]) / 1000
+
+
+def end_to_end(folder: Path, sizes: dict[str, list[dict[str, Any]]], repeat: int) -> list[Scenario]:
+    profile = CatalogProfile.from_fixture()
+    scenarios: list[Scenario] = []
+    for label, models in sizes.items():
+        changed, _ = mutate(models, profile, price_share=0.05, remove_share=0.01, new_share=0.01)
+        first = write_response(models, folder, f"{label}-first.json")
+        second = write_response(changed, folder, f"{label}-changed.json")
+        by_name = {n: Scenario(n, len(models)) for n in ("first load", "change sync", "no change")}
+        for attempt in range(repeat):
+            with fresh_database() as url:
+                home = Path(tempfile.mkdtemp(prefix="bench_home_"))
+                try:
+                    for name, response in (
+                        ("first load", first),
+                        ("change sync", second),
+                        ("no change", second),
+                    ):
+                        run = main_command(response, url, home)
+                        by_name[name].runs.append(run)
+                        log(f"{label} {name} #{attempt + 1}: {run.wall_s:.2f} s, "
+                            f"{run.peak_mib:.0f} MiB, {run.phases_ms}")  # fmt: skip
+                finally:
+                    shutil.rmtree(home, ignore_errors=True)
+        scenarios.extend(by_name.values())
+    return scenarios
+
+
+# --- 2. the transform ------------------------------------------------------------------------
+
+
+def transform_rate(models: list[dict[str, Any]], repeat: int = 3) -> float:
+    from model_sync.sources import get_source
+    from model_sync.sources.base import decode_json
+    from model_sync.transform import normalize
+
+    source = get_source("vercel")
+    payload = decode_json(json.dumps({"object": "list", "data": models}).encode())
+    normalize(source, source.entries(payload))  # warm-up: imports, caches
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        normalize(source, source.entries(payload))
+        times.append(time.perf_counter() - started)
+    return len(models) / median_of(times)
+
+
+# --- 3. the load against its fair floor and the per-model baseline ---------------------------
+
+FLOOR_TABLES = ("ai_models", "ai_model_versions", "ai_model_changes")
+
+
+def fair_floor(database_url: str) -> float:
+    """Seconds to COPY every row the first load wrote into same-shaped, indexed, logged copies
+    of its three tables, and commit: what any loader writing the same rows durably pays."""
+    with psycopg.connect(database_url) as connection:
+        dumps = {}
+        for table in FLOOR_TABLES:
+            with connection.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+                dumps[table] = b"".join(bytes(chunk) for chunk in copy)
+        for table in FLOOR_TABLES:
+            connection.execute(f"CREATE TABLE floor_{table} (LIKE {table} INCLUDING ALL)")
+        connection.commit()
+        started = time.perf_counter()
+        for table in FLOOR_TABLES:
+            with connection.cursor().copy(f"COPY floor_{table} FROM STDIN") as copy:
+                copy.write(dumps[table])
+        connection.commit()
+        return time.perf_counter() - started
+
+
+def per_model_baseline(database_url: str, models: list[dict[str, Any]]) -> float:
+    """The old module's way, for the same rows: per model, look it up, insert it, open its
+    history version and its change row — one statement at a time, in one transaction."""
+    from model_sync.sources import get_source
+    from model_sync.store.copy_text import json_text
+    from model_sync.transform import FRAME_COLUMNS, normalize_models
+
+    frame = normalize_models(models, get_source("vercel")).frame
+    rows = frame[list(FRAME_COLUMNS)].astype(object).where(frame.notna(), None)
+    records = rows.to_dict("records")
+    columns = ", ".join(FRAME_COLUMNS)
+    marks = ", ".join(["%s"] * len(FRAME_COLUMNS))
+    json_columns = {"input_tiers", "output_tiers", "input_cache_read_tiers",
+                    "input_cache_write_tiers", "pricing", "raw"}  # fmt: skip
+    with psycopg.connect(database_url) as connection:
+        run_id = connection.execute(
+            "INSERT INTO model_sync_runs (run_id, source, status, started_at) "
+            "VALUES ('baseline', 'vercel', 'success', now()) RETURNING id"
+        ).fetchone()[0]
+        started = time.perf_counter()
+        for record in records:
+            values = [
+                json_text(record[c]) if c in json_columns and record[c] is not None else record[c]
+                for c in FRAME_COLUMNS
+            ]
+            found = connection.execute(
+                "SELECT id FROM ai_models WHERE source = %s AND model_id = %s",
+                (record["source"], record["model_id"]),
+            ).fetchone()
+            if found is None:
+                connection.execute(f"INSERT INTO ai_models ({columns}) VALUES ({marks})", values)
+            connection.execute(
+                "INSERT INTO ai_model_versions (source, model_id, valid_from, opened_by_sync, "
+                "is_active, model_type, capabilities, pricing) "
+                "VALUES (%s, %s, now(), %s, true, %s, %s, %s)",
+                (record["source"], record["model_id"], run_id, record["model_type"],
+                 record["capabilities"], values[FRAME_COLUMNS.index("pricing")]),
+            )  # fmt: skip
+            connection.execute(
+                "INSERT INTO ai_model_changes (sync_id, source, model_id, change_type, "
+                "detected_at) VALUES (%s, %s, %s, 'created', now())",
+                (run_id, record["source"], record["model_id"]),
+            )
+        connection.commit()
+        return time.perf_counter() - started
+
+
+def migrated(database_url: str) -> None:
+    from model_sync.store import database
+
+    database.migrated_engine(database.sqlalchemy_url(database_url))
+    database.dispose_engines()
+
+
+# --- 5. freshness ------------------------------------------------------------------------------
+
+
+class Gateway:
+    """A local gateway on loopback serving a body the benchmark can change, counting GETs."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+        self.requests = 0
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                gateway.requests += 1
+                body = gateway.body
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/models"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def poll_cpu(database_url: str, body: bytes, polls: int = 20) -> tuple[float, float]:
+    """(CPU ms, wall ms) of one unchanged poll of the change sensor, median of ``polls``."""
+    from dagster import build_sensor_context
+
+    from model_sync import service
+    from model_sync.definitions import build_definitions
+    from model_sync.gateway import GatewayFetcher
+    from model_sync.resources import CatalogDatabase, GatewayClient
+    from model_sync.settings import Settings
+    from model_sync.sources import get_source
+    from model_sync.store import database
+
+    gateway = Gateway(body)
+    try:
+        settings = Settings(database_url=database_url).with_source_urls(vercel=gateway.url)
+        engine = database.migrated_engine(database.sqlalchemy_url(database_url))
+        fetched = GatewayFetcher(url=gateway.url).fetch()
+        service.sync_response(engine, get_source("vercel"), fetched, run_id="bench")
+        sensor = build_definitions(settings).resolve_sensor_def("vercel_change_sensor")
+        resources = {
+            "gateways": GatewayClient.from_settings(settings),
+            "catalog": CatalogDatabase.from_settings(settings),
         }
-
-
-@dataclass
-class SizeResult:
-    size: int
-    mutations: dict[str, MutationSummary] = field(default_factory=dict)
-    transform: list[float] = field(default_factory=list)
-    skipped: int = 0
-    scenarios: dict[str, Scenario] = field(
-        default_factory=lambda: {name: Scenario() for name in ("load", "nochange", "changed")}
-    )
-    churn: Scenario = field(default_factory=Scenario)
-    nochange_checks: list[dict[str, Any]] = field(default_factory=list)
-    changed_checks: list[dict[str, Any]] = field(default_factory=list)
-    floor_bytes: list[float] = field(default_factory=list)
-    floor_durable: list[float] = field(default_factory=list)
-    floor_temp: list[float] = field(default_factory=list)
-    payload_mib: float = 0.0
-    baseline_load: list[float] = field(default_factory=list)
-    baseline_resync: list[float] = field(default_factory=list)
-    baseline_equivalent: bool = False
-    loads: list[float] = field(default_factory=list)
-
-
-@dataclass
-class Results:
-    args: argparse.Namespace
-    command: str
-    started: datetime
-    machine: dict[str, Any] = field(default_factory=dict)
-    server: dict[str, str] = field(default_factory=dict)
-    fixture: Path | None = None
-    shape_real: dict[str, Any] = field(default_factory=dict)
-    shape_synthetic: dict[str, Any] = field(default_factory=dict)
-    sizes: dict[int, SizeResult] = field(default_factory=dict)
-    memory: dict[str, Any] | None = None
-    e2e: e2e.EndToEnd | None = None
-    explain: list[diagnostics.ExplainedSync] = field(default_factory=list)
-    code_before: str = ""
-    code_after: str = ""
-    transform_profile: list[tuple[str, float, float]] = field(default_factory=list)
-    transform_profile_size: int = 0
-    finished: datetime | None = None
-
-
-def machine_facts() -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        facts["cpu"] = next(
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        facts["cpu"] = platform.processor() or "unknown"
-    try:
-        meminfo = Path("/proc/meminfo").read_text().split()
-        facts["memory_gib"] = int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024
-    except (OSError, ValueError):
-        facts["memory_gib"] = None
-    try:
-        facts["nproc_cmd"] = subprocess.run(
-            ["nproc"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        facts["nproc_cmd"] = str(os.cpu_count())
-    from importlib.metadata import version
-
-    facts["packages"] = {
-        name: version(name)
-        for name in ("dagster", "pandas", "pydantic", "sqlalchemy", "psycopg", "numpy")
-    }
-    return facts
-
-
-def code_fingerprint() -> str:
-    """sha256 over model_sync's sources: which code was measured (and whether it changed)."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "model_sync").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def other_active_backends(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return connection.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            )
-        ).scalar_one()
-
-
-def timed_transform(raw: list[dict[str, Any]]) -> tuple[float, pd.DataFrame, int]:
-    started = time.perf_counter()
-    catalog = normalize_models(raw)
-    return time.perf_counter() - started, catalog.frame, len(catalog.skipped)
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
-
-
-def measure_size(
-    engine: Engine,
-    profiler: harness.StatementProfiler,
-    profile: CatalogProfile,
-    size: int,
-    reps: int,
-    args: argparse.Namespace,
-    results: Results,
-) -> SizeResult:
-    result = SizeResult(size)
-    raw = profile.generate(size, seed=args.seed)
-    raw_changed, result.mutations["changed"] = mutate(
-        raw, profile, price_share=args.change_share, seed=args.seed + 1
-    )
-    raw_churn, result.mutations["churn"] = mutate(
-        raw_changed,
-        profile,
-        price_share=args.churn_price_share,
-        remove_share=args.churn_remove_share,
-        new_share=args.churn_new_share,
-        seed=args.seed + 2,
-    )
-    if size == max(args.sizes):
-        results.shape_synthetic = describe(raw)
-    _, frame_changed, _ = timed_transform(raw_changed)
-    _, frame_churn, _ = timed_transform(raw_churn)
-    del raw_changed, raw_churn
-
-    floor: harness.Floor | None = None
-    for rep in range(reps):
-        result.loads.append(os.getloadavg()[0])
-        seconds, frame, result.skipped = timed_transform(raw)
-        result.transform.append(seconds)
-
-        harness.reset_catalog(engine)
-        load = harness.run_sync(engine, frame, profiler)
-        _check(load.result.counts.created == size, f"load created {load.result.counts}")
-        result.scenarios["load"].runs.append(load)
-        if floor is None:
-            # The floor's COPY text: exactly the rows this load stored. (Reading them here
-            # changes nothing for the next sync: row_versions reads every row anyway.)
-            floor = harness.Floor(engine)
-            floor.prepare()
-            result.payload_mib = len(floor.payload) / 1024 / 1024
-
-        stats_before, verified_before = harness.table_write_stats(engine, load.pids)
-        versions_before = harness.row_versions(engine)
-        nochange = harness.run_sync(engine, frame, profiler)
-        counts = nochange.result.counts
-        _check(
-            counts.unchanged == size and counts.created + counts.updated == 0,
-            f"no-change sync reported changes: {counts}",
-        )
-        stats_after, verified_after = harness.table_write_stats(engine, nochange.pids)
-        versions_after = harness.row_versions(engine)
-        result.scenarios["nochange"].runs.append(nochange)
-        result.nochange_checks.append(
-            {
-                "rewritten_rows": harness.rewritten_rows(versions_before, versions_after),
-                "stats_delta": {key: stats_after[key] - stats_before[key] for key in stats_after},
-                "stats_verified": verified_before and verified_after,
-                "versions_opened": nochange.result.versions_opened,
-            }
-        )
-
-        changed = harness.run_sync(engine, frame_changed, profiler)
-        expected = result.mutations["changed"].price_changed
-        _check(
-            changed.result.counts.updated == expected,
-            f"5% sync updated {changed.result.counts.updated}, expected {expected}",
-        )
-        versions_changed = harness.row_versions(engine)
-        result.scenarios["changed"].runs.append(changed)
-        result.changed_checks.append(
-            {
-                "updated": changed.result.counts.updated,
-                "rewritten_rows": harness.rewritten_rows(versions_after, versions_changed),
-            }
-        )
-        del versions_before, versions_after, versions_changed
-
-        churn = harness.run_sync(engine, frame_churn, profiler)
-        result.churn.runs.append(churn)
-
-        result.floor_bytes.append(floor.copy_bytes())
-        result.floor_durable.append(floor.copy_bytes_durable())
-        result.floor_temp.append(floor.copy_bytes_temp())
-
-        if size <= args.baseline_max_n:
-            harness.reset_catalog(engine)
-            started = time.perf_counter()
-            counts_load = harness.baseline_sync(engine, frame, f"bench-baseline-{rep}")
-            result.baseline_load.append(time.perf_counter() - started)
-            _check(counts_load["inserted"] == size, f"baseline load {counts_load}")
-            started = time.perf_counter()
-            counts_resync = harness.baseline_sync(engine, frame_changed, f"bench-baseline-{rep}")
-            result.baseline_resync.append(time.perf_counter() - started)
-            _check(counts_resync["updated"] == size, f"baseline re-sync {counts_resync}")
-            if rep == 0:
-                # The baseline must store exactly what sync_catalog stores: ours then finds
-                # nothing to change.
-                same = harness.run_sync(engine, frame_changed, profiler).result.counts
-                _check(same.unchanged == size, f"baseline stored other values: {same}")
-                result.baseline_equivalent = True
-
-        result.loads.append(os.getloadavg()[0])
-        log(
-            f"N={size} rep {rep + 1}/{reps}: transform {result.transform[-1]:.2f} s, "
-            f"load {load.seconds:.2f} s, no-change {nochange.seconds:.2f} s, "
-            f"5% {changed.seconds:.2f} s, churn {churn.seconds:.2f} s, "
-            f"floor {result.floor_bytes[-1]:.2f} s"
-            + (
-                f", baseline {result.baseline_load[-1]:.2f} / {result.baseline_resync[-1]:.2f} s"
-                if result.baseline_load
-                else ""
-            )
-            + f" (load avg {os.getloadavg()[0]:.2f}, "
-            f"other active pg {other_active_backends(engine)})"
-        )
-    if floor is not None:
-        floor.drop()
-    return result
-
-
-def measure_memory(database: harness.BenchDatabase, profile: CatalogProfile, size: int, seed: int):
-    harness.reset_catalog(database.engine())
-    body = json.dumps({"object": "list", "data": profile.generate(size, seed=seed)}).encode()
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", database.url],
-        input=body,
-        cwd=ROOT,
-        capture_output=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"memory run failed:\n{completed.stderr.decode()[-4000:]}")
-    return json.loads(completed.stdout.decode().strip().splitlines()[-1])
-
-
-def profile_transform(raw: list[dict[str, Any]], top: int = 10) -> list[tuple[str, float, float]]:
-    """(function, own seconds, share of the total) for the transform's hottest functions."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    normalize_models(raw)
-    profiler.disable()
-    stats = pstats.Stats(profiler)
-    total = stats.total_tt  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, function), values in stats.stats.items():  # type: ignore[attr-defined]
-        own = values[2]
-        where = Path(filename).name if filename != "~" else ""
-        rows.append((f"{where}:{line}({function})" if where else function, own, own / total))
-    rows.sort(key=lambda row: -row[1])
-    return rows[:top]
-
-
-def measure_explain(
-    engine: Engine, profile: CatalogProfile, size: int, args: argparse.Namespace
-) -> list[diagnostics.ExplainedSync]:
-    raw = profile.generate(size, seed=args.seed)
-    frame = normalize_models(raw).frame
-    raw_changed, _ = mutate(raw, profile, price_share=args.change_share, seed=args.seed + 1)
-    frame_changed = normalize_models(raw_changed).frame
-    del raw, raw_changed
-    harness.reset_catalog(engine)
-    explained = [diagnostics.explain_sync(engine, frame, f"initial load of {size:,}")]
-    from model_sync.store.sync import SyncRequest, sync_catalog
-
-    sync_catalog(
-        engine, SyncRequest(frame=frame, source="vercel", run_id="bench-explain"), datetime.now(UTC)
-    )
-    explained.append(diagnostics.explain_sync(engine, frame, f"no change, {size:,}"))
-    explained.append(
-        diagnostics.explain_sync(
-            engine, frame_changed, f"{args.change_share:.0%} changed, {size:,}"
-        )
-    )
-    return explained
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--sizes", default="1000,10000,100000", help="catalog sizes (models)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per size")
-    parser.add_argument(
-        "--reps-largest", type=int, default=None, help="repetitions at the largest size"
-    )
-    parser.add_argument(
-        "--baseline-max-n",
-        type=int,
-        default=10_000,
-        help="run the per-model baseline up to this size; larger sizes are extrapolated",
-    )
-    parser.add_argument("--change-share", type=float, default=0.05)
-    parser.add_argument("--churn-price-share", type=float, default=0.02)
-    parser.add_argument("--churn-remove-share", type=float, default=0.01)
-    parser.add_argument("--churn-new-share", type=float, default=0.01)
-    parser.add_argument("--e2e-runs", type=int, default=3)
-    parser.add_argument("--skip-e2e", action="store_true")
-    parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--skip-explain", action="store_true", help="no EXPLAIN ANALYZE")
-    parser.add_argument("--fixture", type=Path, default=None, help="real response to imitate")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
-    parser.add_argument("--database", default="model_sync_bench")
-    parser.add_argument("--keep-database", action="store_true")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
-    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "performance.png")
-    parser.add_argument(
-        "--save-results", type=Path, default=None, help="also pickle the raw results here"
-    )
-    parser.add_argument(
-        "--render-from",
-        type=Path,
-        default=None,
-        help="measure nothing: re-render the document from results saved by --save-results",
-    )
-    args = parser.parse_args(argv)
-    args.sizes = sorted({int(size) for size in args.sizes.split(",")})
-    return args
-
-
-def render(results: Results, output: Path, plot: Path) -> None:
-    from benchmarks import report
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    report.write_plot(results, plot)
-    output.write_text(report.render(results, plot))
-    log(f"wrote {output} and {plot}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.render_from:
-        with args.render_from.open("rb") as handle:
-            render(pickle.load(handle), args.output, args.plot)
-        return
-    command = "python -m benchmarks.run" + (
-        " " + shlex.join(argv if argv is not None else sys.argv[1:])
-        if (argv if argv is not None else sys.argv[1:])
-        else ""
-    )
-    results = Results(args=args, command=command, started=datetime.now(UTC))
-    results.code_before = code_fingerprint()
-    results.machine = machine_facts()
-    results.machine["load_at_start"] = os.getloadavg()
-    fixture = args.fixture or newest_fixture()
-    results.fixture = fixture
-    profile = CatalogProfile.from_fixture(fixture)
-    results.shape_real = describe([json.loads(model) for model in profile.templates])
-
-    database = harness.BenchDatabase(args.admin_url, args.database)
-    engine = database.create()
-    results.server = harness.server_facts(engine)
-    profiler = harness.StatementProfiler(engine)
-    largest = max(args.sizes)
-    try:
-        for size in args.sizes:
-            reps = args.reps_largest if size == largest and args.reps_largest else args.reps
-            log(f"N={size}: {reps} repetitions")
-            results.sizes[size] = measure_size(engine, profiler, profile, size, reps, args, results)
-        profile_size = min(10_000, largest)
-        results.transform_profile_size = profile_size
-        results.transform_profile = profile_transform(profile.generate(profile_size, seed=1))
-        if not args.skip_explain:
-            log(f"EXPLAIN ANALYZE at N={largest}")
-            try:
-                results.explain = measure_explain(engine, profile, largest, args)
-            except AttributeError as error:  # sync_catalog's internals were renamed
-                log(f"EXPLAIN skipped: {error}")
-        if not args.skip_memory:
-            log(f"peak memory at N={largest} (fresh process)")
-            results.memory = measure_memory(database, profile, largest, args.seed)
-            results.memory["load"] = os.getloadavg()[0]
-        profiler.close()
-        if not args.skip_e2e:
-            results.e2e = e2e.measure(
-                fixture, database.url, database.reset_schema, args.e2e_runs, log
-            )
+        cpu, wall = [], []
+        for _ in range(polls + 1):
+            with build_sensor_context(resources=resources) as context:
+                started_cpu, started = time.process_time(), time.perf_counter()
+                data = sensor.evaluate_tick(context)
+                cpu.append(time.process_time() - started_cpu)
+                wall.append(time.perf_counter() - started)
+            assert not data.run_requests, "an unchanged poll asked for a run"
+        database.dispose_engines()
+        return median_of(cpu[1:]) * 1000, median_of(wall[1:]) * 1000
     finally:
-        if not args.keep_database:
-            database.drop()
-    results.machine["load_at_end"] = os.getloadavg()
-    results.code_after = code_fingerprint()
-    if results.code_after != results.code_before:
-        log("WARNING: model_sync changed while the benchmark ran; the numbers mix two versions")
-    results.finished = datetime.now(UTC)
-    if args.save_results:
-        with args.save_results.open("wb") as handle:
-            pickle.dump(results, handle)
-    render(results, args.output, args.plot)
+        gateway.close()
+
+
+def dev_freshness(database_url: str, models: list[dict[str, Any]], minutes: float) -> dict:
+    """`dagster dev` with the defaults (poll every 60 s) against a local gateway: seconds from a
+    changed response to its price in ai_models, and runs launched over unchanged polls."""
+    from dagster import DagsterInstance
+
+    gateway = Gateway(json.dumps({"object": "list", "data": models}).encode())
+    home = Path(tempfile.mkdtemp(prefix="bench_dev_"))
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = user_env(database_url, home, MODEL_SYNC_GATEWAY_URL=gateway.url)
+    env.pop("MODEL_SYNC_ENABLED")  # the defaults: schedule and sensors running
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-m", "model_sync.definitions", "-p", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def price() -> str | None:
+        with psycopg.connect(database_url) as db:
+            row = db.execute(
+                "SELECT cost_per_1m_input::text FROM ai_models WHERE model_id = 'openai/gpt-4o'"
+            ).fetchone()
+        return row[0] if row else None
+
+    def wait_for(condition: Callable[[], bool], timeout: float) -> float:
+        started = time.monotonic()
+        while not condition():
+            if time.monotonic() - started > timeout:
+                raise TimeoutError("dagster dev did not sync in time")
+            time.sleep(0.5)
+        return time.monotonic() - started
+
+    try:
+        first = wait_for(lambda: _safe(price) is not None, 600)
+        log(f"dagster dev: first sync after {first:.0f} s (the sensor's first poll)")
+        changed = json.loads(gateway.body)
+        for model in changed["data"]:
+            if model["id"] == "openai/gpt-4o":
+                model["pricing"]["input"] = "0.000002"
+        gateway.body = json.dumps(changed).encode()
+        latency = wait_for(lambda: _safe(price) == "2", 600)
+        log(f"dagster dev: changed price in ai_models after {latency:.0f} s")
+        with DagsterInstance.from_config(str(home)) as instance:
+            runs_before = instance.get_runs_count()
+        polls_before = gateway.requests
+        time.sleep(minutes * 60)
+        with DagsterInstance.from_config(str(home)) as instance:
+            runs_after = instance.get_runs_count()
+        return {
+            "first_sync_s": first,
+            "change_latency_s": latency,
+            "quiet_minutes": minutes,
+            "quiet_polls": gateway.requests - polls_before,
+            "quiet_runs": runs_after - runs_before,
+        }
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(60)
+        gateway.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _safe(read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except psycopg.Error:
+        return None
+
+
+# --- 6. cost of usage, 7. archive --------------------------------------------------------------
+
+
+def cost_rate(database_url: str, rows: int) -> tuple[float, str]:
+    """ai_model_cost over ``rows`` usage records (round-robin over the catalog), one query."""
+    with psycopg.connect(database_url) as db:
+        db.execute(
+            f"""
+            CREATE TABLE usage_log AS
+            SELECT m.source, m.model_id, now() AS ran_at,
+                   jsonb_build_object('input_tokens', 1000 + g % 250000,
+                                      'output_tokens', 100 + g % 4000,
+                                      'cache_read_tokens', g % 5000) AS usage
+            FROM generate_series(1, {int(rows)}) AS g
+            JOIN (SELECT source, model_id, row_number() OVER (ORDER BY model_id) - 1 AS n,
+                         count(*) OVER () AS total
+                  FROM ai_models WHERE is_active) m ON m.n = g % m.total
+            """
+        )
+        db.commit()
+        started = time.perf_counter()
+        total = db.execute(
+            "SELECT sum((ai_model_cost_or_error(source, model_id, ran_at, usage)->>'total')"
+            "::numeric) FROM usage_log"
+        ).fetchone()[0]
+        return rows / (time.perf_counter() - started), str(total)
+
+
+def archive_sizes() -> list[tuple[str, int, int]]:
+    fixtures = REPO / "model_sync_tests" / "fixtures"
+    return [
+        (
+            str(path.relative_to(fixtures)),
+            path.stat().st_size,
+            len(zlib.compress(path.read_bytes(), 6)),
+        )
+        for path in sorted(fixtures.glob("*/*.json"))
+    ]
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per end-to-end scenario")
+    parser.add_argument("--quiet-minutes", type=float, default=10, help="unchanged polls watched")
+    parser.add_argument("--usage-rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-dev", action="store_true", help="skip the dagster dev freshness")
+    parser.add_argument("--results", type=Path, default=DOCS / "performance.json")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds")}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "load_average": os.getloadavg(),
+    }
+    real = load_models(newest_fixture())
+    profile = CatalogProfile.from_fixture()
+    large = profile.generate(LARGE)
+    folder = Path(tempfile.mkdtemp(prefix="bench_responses_"))
+    try:
+        log("1. end to end")
+        scenarios = end_to_end(folder, {"real": real, "40k": large}, args.repeat)
+        results["end_to_end"] = [
+            {"name": s.name, "size": s.size, "wall_s": s.wall, "peak_mib": s.peak,
+             "phases_s": {p: s.phase(p) for p in ("fetch", "archive", "transform", "load")},
+             "walls": [r.wall_s for r in s.runs]}
+            for s in scenarios
+        ]  # fmt: skip
+        log("2. transform")
+        results["transform"] = {
+            "real_models_per_s": transform_rate(real * 20),
+            "large_models_per_s": transform_rate(large),
+        }
+        log("3. load vs floor and baseline")
+        with fresh_database() as url:
+            path = write_response(large, folder, "floor.json")
+            home = Path(tempfile.mkdtemp(prefix="bench_home_"))
+            run = main_command(path, url, home)
+            shutil.rmtree(home, ignore_errors=True)
+            results["load"] = {"load_s": run.phases_ms["load"] / 1000, "floor_s": fair_floor(url)}
+        baseline = {}
+        for size in (1_000, 10_000):
+            with fresh_database() as url:
+                migrated(url)
+                baseline[size] = per_model_baseline(url, large[:size])
+            log(f"baseline {size}: {baseline[size]:.2f} s")
+        results["baseline"] = baseline
+        log("4. memory at 100k")
+        with fresh_database() as url:
+            path = write_response(profile.generate(HUGE, seed=7), folder, "huge.json")
+            home = Path(tempfile.mkdtemp(prefix="bench_home_"))
+            run = main_command(path, url, home)
+            shutil.rmtree(home, ignore_errors=True)
+            results["memory_100k"] = {"wall_s": run.wall_s, "peak_mib": run.peak_mib}
+        log("5. freshness")
+        with fresh_database() as url:
+            cpu_ms, wall_ms = poll_cpu(url, json.dumps({"object": "list", "data": real}).encode())
+            results["poll"] = {"cpu_ms": cpu_ms, "wall_ms": wall_ms}
+        if not args.skip_dev:
+            with fresh_database() as url:
+                results["dev"] = dev_freshness(url, real, args.quiet_minutes)
+        log("6. cost of usage")
+        with fresh_database() as url:
+            path = write_response(real, folder, "real.json")
+            home = Path(tempfile.mkdtemp(prefix="bench_home_"))
+            main_command(path, url, home)
+            shutil.rmtree(home, ignore_errors=True)
+            rate, total = cost_rate(url, args.usage_rows)
+            results["costs"] = {"rows": args.usage_rows, "rows_per_s": rate, "total": total}
+        results["archive"] = archive_sizes()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    args.results.write_text(json.dumps(results, indent=1, default=str))
+    from benchmarks.report import write_report
+
+    write_report(results, DOCS / "performance.md", DOCS / "performance.png")
+    log(f"wrote {DOCS / 'performance.md'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
