@@ -35,38 +35,67 @@ _TYPE_NAMES = {
 
 
 def profile_models(models: Iterable[Any]) -> SchemaProfile:
-    """Every key path of the served models (relative to each model) with its value types."""
-    seen: dict[str, set[str]] = {}
-    type_names = _TYPE_NAMES
+    """Every key path of the served models (relative to each model) with its value types.
 
-    def note(path: str, type_name: str) -> None:
+    Models of one catalog share a handful of shapes, so the work is per distinct shape, not
+    per value: for each object, its keys and the types of its values (both built in C) are
+    looked up once; only a shape not seen before at that path is noted key by key, and only
+    the nested objects and lists are walked further.
+    """
+    seen: dict[str, set[str]] = {}
+    # (path, keys, value types) → [(child path, child value position, is dict)] to descend into
+    shapes: dict[tuple, list[tuple[str, int, bool]]] = {}
+    list_shapes: set[tuple] = set()
+
+    def note(path: str, kind: type) -> None:
+        name = _TYPE_NAMES.get(kind) or _TYPE_NAMES.get(_base_type(kind), kind.__name__)
         types = seen.get(path)
         if types is None:
             if len(seen) >= MAX_PATHS:
                 seen.setdefault(TRUNCATED, set()).add("truncated")
                 return
-            seen[path] = {type_name}
+            seen[path] = {name}
         else:
-            types.add(type_name)
+            types.add(name)
 
-    def walk(value: Any, path: str) -> None:
-        kind = type(value)
-        if kind is dict:
-            note(path, "object")
-            for key, item in value.items():
-                walk(item, f"{path}.{key}")
-        elif kind is list:
-            note(path, "array")
-            element_path = path + "[]"
-            for item in value:
-                walk(item, element_path)
-        else:
-            note(path, type_names.get(kind) or type_names.get(_base_type(kind), kind.__name__))
+    def walk_dict(value: dict, path: str) -> None:
+        kinds = tuple(map(type, value.values()))
+        key = (path, tuple(value), kinds)
+        children = shapes.get(key)
+        if children is None:
+            children = []
+            prefix = f"{path}." if path else ""
+            for position, (name, kind) in enumerate(zip(value, kinds, strict=True)):
+                child = prefix + str(name)
+                note(child, kind)
+                if kind is dict or kind is list:
+                    children.append((child, position, kind is dict))
+            shapes[key] = children
+        if children:
+            values = list(value.values())
+            for child, position, is_dict in children:
+                if is_dict:
+                    walk_dict(values[position], child)
+                else:
+                    walk_list(values[position], child + "[]")
+
+    def walk_list(items: list, path: str) -> None:
+        kinds = frozenset(map(type, items))
+        if (path, kinds) not in list_shapes:
+            list_shapes.add((path, kinds))
+            for kind in kinds:
+                note(path, kind)
+        if dict in kinds or list in kinds:
+            for item in items:
+                kind = type(item)
+                if kind is dict:
+                    walk_dict(item, path)
+                elif kind is list:
+                    walk_list(item, path + "[]")
 
     for model in models:
         if type(model) is dict:
-            for key, value in model.items():
-                walk(value, str(key))
+            walk_dict(model, "")
     return {path: sorted(types) for path, types in sorted(seen.items())}
 
 

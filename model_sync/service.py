@@ -102,6 +102,7 @@ class SyncOutcome:
     result: SyncResult | None = None
     transform_ms: int = 0
     load_ms: int = 0
+    archive_ms: int = 0
     # Canonical models and price fields where this source and another disagree.
     disagreements: list[dict[str, Any]] = field(default_factory=list)
 
@@ -134,7 +135,9 @@ def sync_response(
     policy = policy or SyncPolicy()
     started_at = datetime.now(UTC)
     # A replay from the archive (model-sync rebuild) does not archive its bodies again.
+    clock = time.monotonic()
     archived_new = archive_body and archive.archive_response(engine, source.name, fetched)
+    archive_ms = round((time.monotonic() - clock) * 1000)
     version_now = transform_version(source)
     record = RunRecord(
         run_id=run_id,
@@ -156,7 +159,15 @@ def sync_response(
         if unchanged is not None:
             sync_id, counts, active, inactive = unchanged
             return SyncOutcome(
-                source, fetched, sync_id, counts, active, inactive, True, archived_new
+                source,
+                fetched,
+                sync_id,
+                counts,
+                active,
+                inactive,
+                True,
+                archived_new,
+                archive_ms=archive_ms,
             )
 
     clock = time.monotonic()
@@ -207,6 +218,7 @@ def sync_response(
         result=result,
         transform_ms=transform_ms,
         load_ms=round((time.monotonic() - clock) * 1000),
+        archive_ms=archive_ms,
     )
 
 

@@ -18,12 +18,13 @@ declaration (``Source.essential_fields``, ``Source.field_columns``).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+import orjson
 import pandas as pd
 from pydantic import ValidationError
 
@@ -157,25 +158,31 @@ def _unstorable_value(value: Any, path: str = "") -> str | None:
     return None
 
 
-def _json_default(value: Any) -> Any:
-    # Decimals (JSON numbers read from their text) are storable as they are.
-    return str(value)
+def _decimals_only(value: Any) -> Any:
+    # A JSON number read as a Decimal is storable; anything else orjson cannot write (a
+    # NonFinite NaN, say) is a reason to look closer.
+    if isinstance(value, Decimal):
+        return 0
+    raise TypeError
 
 
 def _storable_problem(raw: dict[str, Any]) -> str | None:
-    """The fast check behind :func:`_unstorable_value`: one C-speed serialization per model.
+    """The fast check behind :func:`_unstorable_value`: one C-speed serialization per model
+    (orjson refuses lone surrogates, non-finite numbers and very deep nesting).
 
     Only when it finds something is the model walked, to name the field.
     """
     try:
-        text = json.dumps(raw, ensure_ascii=False, allow_nan=False, default=_json_default)
-        text.encode("utf-8")
-    except RecursionError:
-        return "nested too deeply to store"
-    except (ValueError, UnicodeEncodeError):
-        return _unstorable_value(raw) or "holds a value Postgres cannot store"
+        text = orjson.dumps(raw, default=_decimals_only)
+    except TypeError:  # orjson.JSONEncodeError is one
+        try:
+            # Integers past 64 bits or nesting past orjson's 254 levels are storable; the
+            # walk says whether anything else is wrong.
+            return _unstorable_value(raw)
+        except RecursionError:
+            return "nested too deeply to store"
     # NUL is escaped as \u0000; the walk tells a real NUL from a literal backslash-u text.
-    return _unstorable_value(raw) if "\\u0000" in text else None
+    return _unstorable_value(raw) if b"\\u0000" in text else None
 
 
 def _describe(error: ValidationError) -> str:

@@ -102,11 +102,17 @@ class Source:
     meter_rules: Mapping[str, MeterRule] = field(default_factory=dict)
 
 
+class NonFinite(float):
+    """``NaN``/``Infinity`` as Python's JSON parser lets them through: kept as a float (so a
+    value check sees a non-finite number), of a type no JSON serializer writes — so the
+    storability check of the transform notices it at C speed."""
+
+
 def decode_json(body: bytes) -> Any:
     """Parse a response body; JSON numbers with a fraction or exponent become ``Decimal`` read
     from their text (``1.25e-06`` is exactly ``1.25E-6``), never binary floats."""
     try:
-        return json.loads(body, parse_float=Decimal)
+        return json.loads(body, parse_float=Decimal, parse_constant=lambda name: NonFinite(name))
     # ValueError covers invalid JSON, bad UTF-8 and integers past Python's digit limit.
     except ValueError as error:
         raise ResponseError(f"the response is not JSON ({error})") from None
@@ -206,9 +212,36 @@ def parse_decimal_number(value: Any) -> Decimal:
     return parse_price(value)
 
 
-Price = Annotated[Decimal, PlainValidator(parse_price)]
-Count = Annotated[int, PlainValidator(parse_count)]
-Timestamp = Annotated[datetime, PlainValidator(parse_timestamp)]
+def remembered(parse: Callable[[Any], Any], kinds: tuple[type, ...]) -> Callable[[Any], Any]:
+    """``parse`` with its results kept for served values of exactly these types.
+
+    A catalog repeats the same price texts, limits and dates across thousands of models; each
+    distinct value is parsed once per process. Only types whose equal values are identical
+    (``str``, ``int``: not ``Decimal``, where ``1.0 == 1``) are kept, results are immutable, and
+    failures are never kept (they raise every time).
+    """
+    results: dict[tuple[type, Any], Any] = {}
+
+    def parse_remembered(value: Any) -> Any:
+        kind = type(value)
+        if kind not in kinds:
+            return parse(value)
+        key = (kind, value)
+        found = results.get(key, results)
+        if found is not results:
+            return found
+        parsed = parse(value)
+        if len(results) < REMEMBERED_VALUES:
+            results[key] = parsed
+        return parsed
+
+    return parse_remembered
+
+
+REMEMBERED_VALUES = 100_000
+Price = Annotated[Decimal, PlainValidator(remembered(parse_price, (str, int)))]
+Count = Annotated[int, PlainValidator(remembered(parse_count, (int,)))]
+Timestamp = Annotated[datetime, PlainValidator(remembered(parse_timestamp, (str, int)))]
 ModelId = Annotated[str, PlainValidator(parse_model_id)]
 
 
