@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from enum import StrEnum
 
-FAIL = "fail"
-WARN = "warn"
+
+class Severity(StrEnum):
+    """What a flagged move does to the sync: refuse it (unless accepted), or only warn."""
+
+    FAIL = "fail"
+    WARN = "warn"
+
+
+FAIL = Severity.FAIL
+WARN = Severity.WARN
 
 
 @dataclass(frozen=True)
@@ -25,7 +34,7 @@ class PriceChange:
 
 @dataclass(frozen=True)
 class Finding:
-    severity: str
+    severity: Severity
     model_id: str
     field: str
     old: str | None
@@ -49,7 +58,7 @@ def assess_price_change(
     """Classify one price move: a failure, a warning, or nothing worth saying."""
     old, new = change.old, change.new
 
-    def finding(severity: str, reason: str) -> Finding:
+    def finding(severity: Severity, reason: str) -> Finding:
         return Finding(severity, change.model_id, change.field, _text(old), _text(new), reason)
 
     if old is None or new is None:

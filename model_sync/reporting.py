@@ -14,24 +14,27 @@ import pandas as pd
 from dagster import MetadataValue
 
 from model_sync.drift import SchemaDrift
+from model_sync.store.tables import ChangeType
 from model_sync.transform import NormalizedModels
 
 # Lists in metadata are capped: a first sync creates hundreds of models.
 METADATA_LIST_CAP = 50
 MODEL_LOG_LINES_CAP = 1_000
 
+# The materialization's numeric metadata per change type (plotted by the UI over time).
 CHANGE_METADATA_KEYS = {
-    "created": "created_models",
-    "deactivated": "deactivated_models",
-    "reactivated": "reactivated_models",
-    "price_changed": "price_changes",
-    "tiers_changed": "tier_changes",
-    "capabilities_changed": "capability_changes",
-    "limits_changed": "limit_changes",
-    "deprecated": "deprecations",
-    "stale": "stale_changes",
-    "recovered": "recovered_models",
+    ChangeType.CREATED: "created_models",
+    ChangeType.DEACTIVATED: "deactivated_models",
+    ChangeType.REACTIVATED: "reactivated_models",
+    ChangeType.PRICE_CHANGED: "price_changes",
+    ChangeType.TIERS_CHANGED: "tier_changes",
+    ChangeType.CAPABILITIES_CHANGED: "capability_changes",
+    ChangeType.LIMITS_CHANGED: "limit_changes",
+    ChangeType.DEPRECATED: "deprecations",
+    ChangeType.STALE: "stale_changes",
+    ChangeType.RECOVERED: "recovered_models",
 }
+assert set(CHANGE_METADATA_KEYS) == set(ChangeType), "every change type has its metadata key"
 
 
 def capped_markdown(title: str, lines: list[str]) -> str:

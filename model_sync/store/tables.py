@@ -6,6 +6,8 @@ definitions here must match the head revision (a test compares them).
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -175,18 +177,23 @@ ai_model_versions = Table(
     Index("ai_model_versions_model_period_idx", "source", "model_id", "valid_from"),
 )
 
-CHANGE_TYPES = (
-    "created",
-    "deactivated",
-    "reactivated",
-    "price_changed",
-    "tiers_changed",
-    "capabilities_changed",
-    "limits_changed",
-    "deprecated",
-    "stale",
-    "recovered",
-)
+
+class ChangeType(StrEnum):
+    """What one row of the per-run change report says happened to a model."""
+
+    CREATED = "created"
+    DEACTIVATED = "deactivated"
+    REACTIVATED = "reactivated"
+    PRICE_CHANGED = "price_changed"
+    TIERS_CHANGED = "tiers_changed"
+    CAPABILITIES_CHANGED = "capabilities_changed"
+    LIMITS_CHANGED = "limits_changed"
+    DEPRECATED = "deprecated"
+    STALE = "stale"
+    RECOVERED = "recovered"
+
+
+CHANGE_TYPES = tuple(change.value for change in ChangeType)
 
 ai_model_changes = Table(
     "ai_model_changes",
