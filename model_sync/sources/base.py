@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, PlainValidator
+from pydantic import BaseModel, ConfigDict, PlainValidator
 
 from model_sync.costing import MeterRule
 from model_sync.pricing import parse_price
@@ -62,6 +62,14 @@ FIRST_PARTY_PROVIDERS = frozenset(
         "voyage", "inception", "nvidia", "morph",
     }
 )  # fmt: skip
+
+
+class Served(BaseModel):
+    """Base of every source's pydantic models: extra fields are allowed. Sources add keys (new
+    dates, tags, price kinds) faster than we model them, and an unknown key must never make a
+    model fail; what is not modelled is still kept (the raw model is stored whole)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class ResponseError(ValueError):

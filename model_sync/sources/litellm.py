@@ -13,7 +13,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, StrictBool, StrictStr, model_validator
+from pydantic import PrivateAttr, StrictBool, StrictStr, model_validator
 
 from model_sync.costing import MeterRule
 from model_sync.pricing import PriceError, cost_bucket, parse_price, per_million
@@ -23,6 +23,7 @@ from model_sync.sources.base import (
     Price,
     PriceRole,
     RawEntry,
+    Served,
     Source,
     Timestamp,
     banded_tiers,
@@ -71,9 +72,7 @@ _BASE_KEYS = {
 _ABOVE = re.compile(r"^(?P<base>[a-z_]+)_above_(?P<thousands>\d+)k_tokens$")
 
 
-class LiteLLMEntry(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class LiteLLMEntry(Served):
     litellm_provider: StrictStr | None = None
     mode: StrictStr | None = None
     max_tokens: Count | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from pydantic import StrictBool, StrictStr
 
 from model_sync.pricing import cost_bucket
 from model_sync.sources.base import (
@@ -23,6 +23,7 @@ from model_sync.sources.base import (
     PriceRole,
     RawEntry,
     ResponseError,
+    Served,
     Source,
     Timestamp,
     banded_tiers,
@@ -37,16 +38,12 @@ PER_MILLION_TO_PER_TOKEN = -6
 CONTEXT_OVER_200K = 200_000
 
 
-class TierSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class TierSpec(Served):
     type: StrictStr | None = None
     size: Count
 
 
-class CostTier(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class CostTier(Served):
     input: Price | None = None
     output: Price | None = None
     cache_read: Price | None = None
@@ -54,18 +51,14 @@ class CostTier(BaseModel):
     tier: TierSpec
 
 
-class OverContext(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class OverContext(Served):
     input: Price | None = None
     output: Price | None = None
     cache_read: Price | None = None
     cache_write: Price | None = None
 
 
-class Cost(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class Cost(Served):
     input: Price | None = None
     output: Price | None = None
     cache_read: Price | None = None
@@ -74,23 +67,17 @@ class Cost(BaseModel):
     context_over_200k: OverContext | None = None
 
 
-class Limit(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class Limit(Served):
     context: Count | None = None
     output: Count | None = None
 
 
-class Modalities(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class Modalities(Served):
     input: list[StrictStr] | None = None
     output: list[StrictStr] | None = None
 
 
-class ModelsDevModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class ModelsDevModel(Served):
     name: StrictStr | None = None
     family: StrictStr | None = None
     description: StrictStr | None = None

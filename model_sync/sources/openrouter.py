@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, StrictStr
+from pydantic import PlainValidator, StrictStr
 
 from model_sync.costing import MeterRule
 from model_sync.pricing import cost_bucket, parse_price, per_million
@@ -20,6 +20,7 @@ from model_sync.sources.base import (
     ModelId,
     RawEntry,
     ResponseError,
+    Served,
     Source,
     Timestamp,
     banded_tiers,
@@ -41,9 +42,7 @@ def _price_or_varies(value: Any) -> Decimal | None:
 MaybePrice = Annotated[Decimal | None, PlainValidator(_price_or_varies)]
 
 
-class OpenRouterOverride(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class OpenRouterOverride(Served):
     min_prompt_tokens: Count | None = None
     prompt: MaybePrice = None
     completion: MaybePrice = None
@@ -51,9 +50,7 @@ class OpenRouterOverride(BaseModel):
     input_cache_write: MaybePrice = None
 
 
-class OpenRouterPricing(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class OpenRouterPricing(Served):
     prompt: MaybePrice = None
     completion: MaybePrice = None
     input_cache_read: MaybePrice = None
@@ -62,23 +59,17 @@ class OpenRouterPricing(BaseModel):
     overrides: list[OpenRouterOverride] | None = None
 
 
-class Architecture(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class Architecture(Served):
     input_modalities: list[StrictStr] | None = None
     output_modalities: list[StrictStr] | None = None
 
 
-class TopProvider(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class TopProvider(Served):
     context_length: Count | None = None
     max_completion_tokens: Count | None = None
 
 
-class OpenRouterModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class OpenRouterModel(Served):
     id: ModelId
     name: StrictStr | None = None
     description: StrictStr | None = None

@@ -1,9 +1,8 @@
 """The Vercel AI Gateway ``GET /v1/models``: its envelope, pydantic shape and catalog mapping.
 
-Every model class allows extra fields: the gateway adds keys (``released``, ``tags``, new price
-kinds) faster than we model them, and an unknown key must never make a model fail. What we do
-not model is still kept, because the whole raw model and its whole ``pricing`` object are
-stored as JSONB (and every price in it is queryable through ``ai_model_prices``).
+Like every source's models these allow extra fields (``Served``): what we do not model is still
+kept, because the whole raw model and its whole ``pricing`` object are stored as JSONB (and
+every price in it is queryable through ``ai_model_prices``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import StrictStr
 
 from model_sync.costing import MeterRule
 from model_sync.pricing import cost_bucket, per_million
@@ -21,6 +20,7 @@ from model_sync.sources.base import (
     Price,
     RawEntry,
     ResponseError,
+    Served,
     Source,
     Timestamp,
     canonical_from_provider_model,
@@ -36,20 +36,16 @@ TAG_VISION = "vision"
 TAG_REASONING = "reasoning"
 
 
-class VercelPriceTier(BaseModel):
+class VercelPriceTier(Served):
     """One band of a tiered price; ``max`` is exclusive and absent on the last band."""
-
-    model_config = ConfigDict(extra="allow")
 
     cost: Price
     min: Count = 0
     max: Count | None = None
 
 
-class VercelPricing(BaseModel):
+class VercelPricing(Served):
     """The price kinds we turn into columns; all others stay in the stored ``pricing`` JSON."""
-
-    model_config = ConfigDict(extra="allow")
 
     input: Price | None = None
     output: Price | None = None
@@ -62,10 +58,8 @@ class VercelPricing(BaseModel):
     input_cache_write_tiers: list[VercelPriceTier] | None = None
 
 
-class VercelModel(BaseModel):
+class VercelModel(Served):
     """One entry of ``data`` in the gateway's ``{"object": "list", "data": [...]}`` response."""
-
-    model_config = ConfigDict(extra="allow")
 
     id: ModelId
     name: StrictStr | None = None
