@@ -7,47 +7,20 @@ JSON alone, never from the code under test.
 from __future__ import annotations
 
 import json
-import re
 import time
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from dagster import AssetCheckSeverity, AssetKey
 
 from model_sync_tests.conftest import run_logs
+from model_sync_tests.expected import TOKEN_PRICES, served_base_price, shift_six
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_models, vercel_snapshots
 
 GATEWAY_PATH = "/v1/models"
 SOURCE = "vercel"
-# The served per-token price keys, their tier lists and the per-1M column each fills.
-TOKEN_PRICES = (
-    ("input", "input_tiers", "cost_per_1m_input"),
-    ("output", "output_tiers", "cost_per_1m_output"),
-    ("input_cache_read", "input_cache_read_tiers", "cost_per_1m_cache_read"),
-    ("input_cache_write", "input_cache_write_tiers", "cost_per_1m_cache_write"),
-)
-_PLAIN_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
 # Present 08-30 and 09-03, absent on 10-13, back 10-16 … 11-18, gone again in 2026-03-05.
 RETURNING_MODEL = "google/gemini-2.5-flash-image-preview"
-
-
-def shift_six(price_text: str) -> str:
-    """Move the decimal point of a plain decimal string six places right, by text alone."""
-    match = _PLAIN_DECIMAL.fullmatch(price_text)
-    assert match, f"fixture price is not a plain decimal: {price_text!r}"
-    whole, fraction = match.group(1), match.group(2) or ""
-    digits = (whole + fraction[:6].ljust(6, "0")).lstrip("0") or "0"
-    rest = fraction[6:]
-    return f"{digits}.{rest}" if rest else digits
-
-
-def served_base_price(pricing: dict[str, Any], flat_key: str, tier_key: str) -> str | None:
-    """The price text the flat column should come from: the flat key, else the first tier."""
-    if flat_key in pricing:
-        return pricing[flat_key]
-    tiers = pricing.get(tier_key)
-    return tiers[0]["cost"] if tiers else None
 
 
 def serve(httpserver, body: bytes) -> str:

@@ -29,19 +29,13 @@ from model_sync.transform import (
     SkippedModel,
     normalize_models,
 )
+from model_sync_tests.expected import PLAIN_DECIMAL, TOKEN_PRICES, served_base_price, shift_six
 from model_sync_tests.snapshots import snapshot_models, vercel_snapshots
 
 VERCEL = get_source("vercel")
 LATEST = "models-2026-03-05.json"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# (flat price key, its tier key, frame column) for the four per-token prices.
-TOKEN_PRICES = (
-    ("input", "input_tiers", "cost_per_1m_input"),
-    ("output", "output_tiers", "cost_per_1m_output"),
-    ("input_cache_read", "input_cache_read_tiers", "cost_per_1m_cache_read"),
-    ("input_cache_write", "input_cache_write_tiers", "cost_per_1m_cache_write"),
-)
 TIER_KEYS = tuple(tier_key for _, tier_key, _ in TOKEN_PRICES)
 
 # Exclusive upper bound of each bucket, per token of output, as in the issue.
@@ -53,28 +47,7 @@ BUCKET_BOUNDS = (
     (Decimal("0.001"), "high"),
 )
 
-_PLAIN_DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
-
-
 # --- independent expectations ------------------------------------------------------------
-
-
-def shift_six(price_text: str) -> str:
-    """Move the decimal point of a plain decimal string six places right, by text alone."""
-    match = _PLAIN_DECIMAL.fullmatch(price_text)
-    assert match, f"fixture price is not a plain decimal: {price_text!r}"
-    whole, fraction = match.group(1), match.group(2) or ""
-    digits = (whole + fraction[:6].ljust(6, "0")).lstrip("0") or "0"
-    rest = fraction[6:]
-    return f"{digits}.{rest}" if rest else digits
-
-
-def served_base_price(pricing: dict[str, Any], flat_key: str, tier_key: str) -> str | None:
-    """The price text the flat column should come from: the flat key, else the first tier."""
-    if flat_key in pricing:
-        return pricing[flat_key]
-    tiers = pricing.get(tier_key)
-    return tiers[0]["cost"] if tiers else None
 
 
 def expected_bucket(output_text: str | None) -> str | None:
@@ -135,7 +108,7 @@ def assert_tiers_kept(stored: Any, served: list[dict[str, Any]] | None) -> None:
     assert len(stored) == len(served)
     for kept, given in zip(stored, served, strict=True):
         assert isinstance(kept["cost"], str)
-        assert _PLAIN_DECIMAL.fullmatch(kept["cost"]), kept["cost"]
+        assert PLAIN_DECIMAL.fullmatch(kept["cost"]), kept["cost"]
         assert Decimal(kept["cost"]) == Decimal(given["cost"])
         assert kept["min"] == given.get("min", 0)
         assert ("max" in kept) == ("max" in given)
