@@ -374,3 +374,15 @@ def test_a_20x_move_is_accepted_only_when_another_source_shows_it(settings, inst
         "10",
     )
     assert (entry["corroborated_by"], entry["their_price"]) == ("openrouter", "10")
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_every_source_maps_a_model_to_exactly_the_catalog_columns(name):
+    """A source's rows carry every frame column and nothing else (a misspelt column would
+    otherwise be silently dropped when the frame is built)."""
+    from model_sync.transform import FRAME_COLUMNS
+
+    source = get_source(name)
+    for model_id, raw in source.entries(decode_json(FILES[name].read_bytes()))[:200]:
+        model = source.model.model_validate(raw)
+        assert set(source.to_row(model, model_id, raw)) == set(FRAME_COLUMNS), model_id
