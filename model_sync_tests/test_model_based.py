@@ -4,18 +4,24 @@ The per-feature tests in test_sync.py and test_history.py replay the recorded sn
 change in only the ways the real gateway happened to change. Here hypothesis drives a
 state machine through random sequences of gateway snapshots — models added, removed and
 returning, prices moving inside the warn/fail thresholds and sometimes beyond them, broken and
-duplicate entries, a catalog that collapses or comes back empty — with random user edits of
+duplicate entries, models whose optional fields or prices break and heal, a catalog that
+collapses or comes back empty — with random user edits of
 ``is_recommended`` and ``priority`` in between. Every snapshot is normalized and written with
 the real ``sync_catalog`` into a real Postgres, and after EVERY step the database is compared
 with a plain in-memory reference of what ``ai_models`` must hold: the active and inactive
-sets, each model's prices and raw JSON, the user columns, one open history version per model,
-and the counts the sync reports. A refused sync (empty catalog, more than half of the active
-models gone, an unaccepted anomalous price) must leave ``ai_models`` exactly as it was, and a
-successful one must not rewrite rows it did not change.
+sets, each model's prices and raw JSON, which models are stale and why, the columns a broken
+field keeps, the user columns, one open history version per model, and the counts the sync
+reports. A refused sync (empty catalog, more than half of the active models gone, an
+unaccepted anomalous price) must leave ``ai_models`` exactly as it was, and a successful one
+must not rewrite rows it did not change.
 
 The reference is written from the README's rules, not from the SQL: a model is "updated" when
 its served JSON differs from the stored one, and a price move is anomalous when a paid price
-drops to 0 or moves by more than 10x either way (10x exactly is allowed).
+drops to 0 or moves by more than 10x either way (10x exactly is allowed). Served models are
+never lost (transform.py's docstring): a model with a broken optional field is stored with the
+rest of its fields, stale, the broken field's columns keeping their last read values; a model
+whose price cannot be read (or that holds a value Postgres cannot store) keeps its stored row,
+active and stale, when the catalog holds it, and is counted as failed when it never did.
 
 Default: 20 machines of up to 40 steps (several hundred syncs, well under a minute).
 ``HYPOTHESIS_PROFILE=thorough`` runs 250 machines of up to 50 steps.
@@ -25,11 +31,12 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -47,11 +54,14 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Engine
 
-from model_sync.store.sync import SyncRefused, SyncRequest, sync_catalog
+from model_sync.sources import get_source
+from model_sync.store.sync import Acceptance, SyncRefused, SyncRequest, sync_catalog
 from model_sync.transform import normalize_models
 from model_sync_tests.snapshots import snapshot_models, vercel_snapshots
 
 SOURCE = "vercel"
+VERCEL = get_source(SOURCE)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
 MACHINE_SETTINGS = settings(
     max_examples=250 if THOROUGH else 20,
@@ -139,6 +149,48 @@ def anomalous(old: Decimal | None, new: Decimal | None) -> bool:
     return new == 0 or new / old > FAIL_FACTOR or old / new > FAIL_FACTOR
 
 
+def unreadable_optional_fields(raw: dict[str, Any]) -> frozenset[str]:
+    """The optional fields the breakers below make unreadable (pool models serve a count, a
+    list of tags and a unix time there; a breaker serves text instead)."""
+    return frozenset(
+        key for key in ("context_window", "tags", "created") if isinstance(raw.get(key), str)
+    )
+
+
+# The unreadable prices the breakers serve.
+BROKEN_PRICES = {"input": "NaN", "output": "-0.000001"}
+
+
+def broken_fields(raw: dict[str, Any]) -> frozenset[str]:
+    """The fields a broken model's reason names, or nothing when the model is not broken: a
+    value Postgres cannot store is named alone (it is found before anything is validated);
+    an unreadable price is named with every other failing field."""
+    if "\x00" in str(raw.get("description")):
+        return frozenset({"description"})
+    pricing = raw.get("pricing") or {}
+    prices = {f"pricing.{key}" for key, bad in BROKEN_PRICES.items() if pricing.get(key) == bad}
+    return frozenset(prices | unreadable_optional_fields(raw)) if prices else frozenset()
+
+
+UNREAD = object()
+# Catalog columns fed by an optional field, followed by the reference: each keeps its last
+# read value while its field is unreadable (a model new to the catalog has nothing to keep).
+NEW_MODEL_COLUMNS = {"context_window": None, "gateway_created_at": None, "supports_vision": False}
+
+
+def read_columns(raw: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """The followed columns after ``raw`` is stored over a row holding ``previous``."""
+    context_window, created, tags = raw.get("context_window"), raw.get("created"), raw.get("tags")
+    read = {
+        "context_window": UNREAD if isinstance(context_window, str) else context_window,
+        "gateway_created_at": UNREAD
+        if isinstance(created, str)
+        else (None if created is None else EPOCH + timedelta(seconds=created)),
+        "supports_vision": UNREAD if isinstance(tags, str) else "vision" in (tags or []),
+    }
+    return {column: previous[column] if v is UNREAD else v for column, v in read.items()}
+
+
 @dataclass
 class Stored:
     """What ai_models must hold for one model."""
@@ -147,6 +199,15 @@ class Stored:
     active: bool
     is_recommended: bool = False
     priority: int = 0
+    # The fields its stale reason names (empty: not stale).
+    stale: frozenset[str] = frozenset()
+    # The followed columns' values (see read_columns).
+    columns: dict[str, Any] = field(default_factory=lambda: dict(NEW_MODEL_COLUMNS))
+
+
+def names_field(reason: str, name: str) -> bool:
+    """Whether ``reason`` names ``name`` as a whole dotted path, not as part of another."""
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", reason) is not None
 
 
 @dataclass(frozen=True)
@@ -158,13 +219,25 @@ class Expected:
     updated: frozenset[str] = frozenset()
     reactivated: frozenset[str] = frozenset()
     deactivated: frozenset[str] = frozenset()
+    kept_broken: frozenset[str] = frozenset()  # broken, held: their stored rows stay
     total: int = 0
     failed: int = 0
+    stale: int = 0
+    stale_changes: int = 0  # models whose stale reason is new or different
+    recovered: int = 0  # held models whose stale reason goes away
 
 
-def breakers() -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
-    """Ways to make a served model invalid while keeping its id (test_transform pins each)."""
+@dataclass(frozen=True)
+class Breaker:
+    """A way to make one field of a served model unreadable (test_transform pins each): a
+    price or a value Postgres cannot store breaks the model (see broken_fields), an optional
+    field makes it stale (see unreadable_optional_fields)."""
 
+    name: str
+    apply: Callable[[dict[str, Any]], None]
+
+
+def breakers() -> list[Breaker]:
     def price(key: str, value: str) -> Callable[[dict[str, Any]], None]:
         def apply(model: dict[str, Any]) -> None:
             model["pricing"] = {**(model.get("pricing") or {}), key: value}
@@ -172,12 +245,12 @@ def breakers() -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         return apply
 
     return [
-        ("input-nan", price("input", "NaN")),
-        ("output-negative", price("output", "-0.000001")),
-        ("context-text", lambda m: m.__setitem__("context_window", "big")),
-        ("tags-string", lambda m: m.__setitem__("tags", "vision")),
-        ("created-text", lambda m: m.__setitem__("created", "yesterday")),
-        ("description-nul", lambda m: m.__setitem__("description", "bad\x00text")),
+        Breaker("input-nan", price("input", BROKEN_PRICES["input"])),
+        Breaker("output-negative", price("output", BROKEN_PRICES["output"])),
+        Breaker("description-nul", lambda m: m.update(description="bad\x00text")),
+        Breaker("context-text", lambda m: m.update(context_window="big")),
+        Breaker("tags-string", lambda m: m.update(tags="vision")),
+        Breaker("created-text", lambda m: m.update(created="yesterday")),
     ]
 
 
@@ -195,10 +268,14 @@ OPERATIONS = [
     "anomaly",
     "bad",
     "bad",
+    "heal",
+    "heal",
     "duplicate",
     "mass_removal",
     "empty",
 ]
+# A broken entry in one snapshot: its raw JSON and the fields its reason names.
+Broken = dict[str, tuple[dict[str, Any], frozenset[str]]]
 
 
 class CatalogMachine(RuleBasedStateMachine):
@@ -214,7 +291,10 @@ class CatalogMachine(RuleBasedStateMachine):
             "TRUNCATE ai_models, ai_model_versions, ai_model_changes, webhook_outbox, "
             "model_sync_runs RESTART IDENTITY CASCADE"
         )
-        self.served: dict[str, dict[str, Any]] = {}  # the last snapshot that was written
+        # The last written snapshot: its frame rows, and its broken models (which the gateway
+        # keeps serving, broken, until a snapshot heals or drops them).
+        self.served: dict[str, dict[str, Any]] = {}
+        self.broken: Broken = {}
         self.stored: dict[str, Stored] = {}
         stats["machines"] += 1
 
@@ -255,10 +335,12 @@ class CatalogMachine(RuleBasedStateMachine):
         operation: str,
         data: st.DataObject,
         served: dict[str, dict[str, Any]],
-        noise: list[Any],
+        broken: Broken,
+        junk: list[Any],
         tail: list[Any],
     ) -> None:
-        """One gateway change: ``served`` holds the valid models, ``noise``/``tail`` the rest."""
+        """One gateway change: ``served`` holds the entries that must become frame rows,
+        ``broken`` the broken models, ``junk``/``tail`` the entries that must be skipped."""
         if operation == "add":
             candidates = self._absent_pool_ids(served, stored_too=False)
             if candidates:
@@ -284,7 +366,9 @@ class CatalogMachine(RuleBasedStateMachine):
         elif operation == "anomaly":
             self._move_price(data, served, ANOMALOUS)
         elif operation == "bad":
-            self._add_bad_entry(data, served, noise)
+            self._add_bad_entry(data, served, broken, junk)
+        elif operation == "heal":
+            self._heal(data, served, broken)
         elif operation == "duplicate" and served:
             model_id = data.draw(st.sampled_from(sorted(served)), label="duplicate")
             twin = copy.deepcopy(served[model_id])
@@ -294,48 +378,104 @@ class CatalogMachine(RuleBasedStateMachine):
             served.clear()
 
     def _add_bad_entry(
-        self, data: st.DataObject, served: dict[str, dict[str, Any]], noise: list[Any]
+        self,
+        data: st.DataObject,
+        served: dict[str, dict[str, Any]],
+        broken: Broken,
+        junk: list[Any],
     ) -> None:
         kind = data.draw(st.sampled_from(["served", "new", "not-a-model"]), label="bad kind")
         if kind == "not-a-model":
-            noise.append(copy.deepcopy(data.draw(st.sampled_from(NOT_MODELS), label="junk")))
+            junk.append(copy.deepcopy(data.draw(st.sampled_from(NOT_MODELS), label="junk")))
             return
-        if kind == "served" and served:
-            # The gateway breaks a model it serves: it is skipped, hence missing this time.
-            model_id = data.draw(st.sampled_from(sorted(served)), label="break")
-            model = served.pop(model_id)
+        if kind == "served" and (served or broken):
+            # The gateway breaks a model it serves; half the time one it already broke, so
+            # that stale models also change their reasons.
+            broke = [i for i, raw in served.items() if unreadable_optional_fields(raw)]
+            again = sorted([*broke, *broken])
+            pool = (
+                again if again and data.draw(st.booleans(), label="again") else [*served, *broken]
+            )
+            model_id = data.draw(st.sampled_from(sorted(pool)), label="break")
+            model = served.pop(model_id) if model_id in served else broken.pop(model_id)[0]
         else:
             model_id = data.draw(st.sampled_from(POOL_IDS), label="break new")
-            if model_id in served:
+            if model_id in served or model_id in broken:
                 return
             model = copy.deepcopy(POOL[model_id])
-        _, breaker = data.draw(st.sampled_from(BREAKERS), label="breaker")
-        broken = copy.deepcopy(model)
-        breaker(broken)
-        noise.append(broken)
+        breaker = data.draw(st.sampled_from(BREAKERS), label="breaker")
+        raw = copy.deepcopy(model)
+        breaker.apply(raw)
+        named = broken_fields(raw)
+        if named:
+            broken[model_id] = (raw, named)
+        else:
+            served[model_id] = raw  # still a row: stale, the broken field's columns kept
+
+    def _heal(self, data: st.DataObject, served: dict[str, dict[str, Any]], broken: Broken) -> None:
+        """The gateway fixes what it broke: a stale model's unreadable fields are served as the
+        pool model has them again, or a broken model is served as the catalog holds it (as the
+        pool model, when the catalog never held it)."""
+        candidates = sorted(
+            [model_id for model_id, raw in served.items() if unreadable_optional_fields(raw)]
+            + list(broken)
+        )
+        if not candidates:
+            return
+        model_id = data.draw(st.sampled_from(candidates), label="heal")
+        if model_id in broken:
+            del broken[model_id]
+            held = self.stored.get(model_id)
+            served[model_id] = copy.deepcopy(held.raw if held else POOL[model_id])
+            return
+        raw = copy.deepcopy(served[model_id])
+        for key in unreadable_optional_fields(raw):
+            if key in POOL[model_id]:
+                raw[key] = copy.deepcopy(POOL[model_id][key])
+            else:
+                del raw[key]
+        served[model_id] = raw
 
     # --- the reference's prediction ----------------------------------------------------------
 
-    def _expect(self, served: dict[str, dict[str, Any]], failed: int, accept: bool) -> Expected:
+    def _new_stale(
+        self, served: dict[str, dict[str, Any]], kept_broken: set[str], broken: Broken
+    ) -> dict[str, frozenset[str]]:
+        """The fields each present model's stale reason must name after the sync."""
+        stale = {model_id: unreadable_optional_fields(raw) for model_id, raw in served.items()}
+        return stale | {model_id: broken[model_id][1] for model_id in kept_broken}
+
+    def _expect(
+        self, served: dict[str, dict[str, Any]], broken: Broken, skipped: int, accept: bool
+    ) -> Expected:
         frame_ids = set(served)
         if not frame_ids:
             return Expected(refused="no valid models")
+        held = set(self.stored)
+        kept_broken = set(broken) & held
+        present = frame_ids | kept_broken
         active = {i for i, s in self.stored.items() if s.active}
-        missing = active - frame_ids
+        missing = active - present
         if active and 2 * len(missing) > len(active):
             return Expected(refused="refusing to deactivate")
-        for model_id in frame_ids & set(self.stored):
+        for model_id in frame_ids & held:
             old, new = expected_prices(self.stored[model_id].raw), expected_prices(served[model_id])
             if not accept and any(anomalous(old[c], new[c]) for c in PRICE_COLUMNS):
                 return Expected(refused="implausible price change")
+        new_stale = self._new_stale(served, kept_broken, broken)
+        old_stale = {i: self.stored[i].stale if i in held else frozenset() for i in present}
         return Expected(
             refused=None,
-            created=frozenset(frame_ids - set(self.stored)),
+            created=frozenset(frame_ids - held),
             updated=frozenset(i for i in frame_ids & active if self.stored[i].raw != served[i]),
-            reactivated=frozenset(frame_ids & (set(self.stored) - active)),
+            reactivated=frozenset(present & (held - active)),
             deactivated=frozenset(missing),
-            total=len(frame_ids),
-            failed=failed,
+            kept_broken=frozenset(kept_broken),
+            total=len(present),
+            failed=skipped + len(set(broken) - held),
+            stale=sum(1 for i in present if new_stale[i]),
+            stale_changes=sum(1 for i in present if new_stale[i] and new_stale[i] != old_stale[i]),
+            recovered=sum(1 for i in present if old_stale[i] and not new_stale[i]),
         )
 
     # --- rules ---------------------------------------------------------------------------
@@ -348,7 +488,7 @@ class CatalogMachine(RuleBasedStateMachine):
             label="initial",
         )
         served = {i: copy.deepcopy(POOL[i]) for i in ids}
-        self._sync(served, list(served.values()), failed=0, accept=False)
+        self._sync(served, {}, list(served.values()), skipped=0, accept=False)
 
     # Three snapshot rules against one edit rule, so most steps are syncs.
     @rule(data=st.data())
@@ -368,21 +508,24 @@ class CatalogMachine(RuleBasedStateMachine):
 
     def _snapshot(self, data: st.DataObject, max_operations: int) -> None:
         served = copy.deepcopy(self.served)
-        noise: list[Any] = []
+        broken: Broken = copy.deepcopy(self.broken)
+        junk: list[Any] = []
         tail: list[Any] = []
         for operation in data.draw(
             st.lists(st.sampled_from(OPERATIONS), max_size=max_operations), label="operations"
         ):
-            self._apply(operation, data, served, noise, tail)
-        # A twin whose original a later operation removed would itself be the first occurrence.
+            self._apply(operation, data, served, broken, junk, tail)
+        # A twin whose original a later operation removed would itself be the first occurrence;
+        # a broken entry whose id a later operation served again would compete with it.
         tail = [twin for twin in tail if twin["id"] in served]
+        broken = {model_id: entry for model_id, entry in broken.items() if model_id not in served}
         accept = data.draw(st.sampled_from([False, False, False, True]), label="accept")
         order = data.draw(st.permutations(sorted(served)), label="order")
         served = {model_id: served[model_id] for model_id in order}
         entries: list[Any] = list(served.values())
-        for entry in noise:
+        for entry in [*junk, *(raw for raw, _ in broken.values())]:
             entries.insert(data.draw(st.integers(0, len(entries)), label="position"), entry)
-        self._sync(served, entries + tail, failed=len(noise) + len(tail), accept=accept)
+        self._sync(served, broken, entries + tail, skipped=len(junk) + len(tail), accept=accept)
 
     @precondition(lambda self: bool(self.stored))
     @rule(data=st.data())
@@ -405,26 +548,35 @@ class CatalogMachine(RuleBasedStateMachine):
     def _sync(
         self,
         served: dict[str, dict[str, Any]],
+        broken: Broken,
         entries: list[Any],
-        failed: int,
+        skipped: int,
         accept: bool,
     ) -> None:
         """Normalize and write one snapshot; check the outcome against the reference."""
-        catalog = normalize_models(entries)
-        # The generator knows which entries are valid; the transform must agree.
+        catalog = normalize_models(entries, VERCEL)
+        # The generator knows which entries are rows, broken or skipped; the transform must agree.
         assert list(catalog.frame["model_id"]) == list(served)
-        assert len(catalog.skipped) == failed, [s.reason for s in catalog.skipped]
+        assert sorted(b.model_id for b in catalog.broken) == sorted(broken)
+        for entry in catalog.broken:
+            for name in broken[entry.model_id][1]:
+                assert names_field(entry.reason, name), (name, entry.reason)
+        assert len(catalog.skipped) == skipped, [s.reason for s in catalog.skipped]
+        stale_rows = {
+            model_id for model_id, raw in served.items() if unreadable_optional_fields(raw)
+        }
+        assert set(catalog.frame[catalog.frame["stale_reason"].notna()]["model_id"]) == stale_rows
 
-        expected = self._expect(served, failed, accept)
+        expected = self._expect(served, broken, skipped, accept)
         before = self._table_snapshot()
         run_id = f"mb-{uuid.uuid4()}"
         request = SyncRequest(
-            frame=catalog.frame,
-            source=SOURCE,
+            source=VERCEL,
+            models=catalog,
             run_id=run_id,
-            skipped=[s.as_record() for s in catalog.skipped],
-            accepted_by="model-based test" if accept else None,
-            accept_reason="accepting a flagged price on purpose" if accept else None,
+            acceptance=Acceptance("model-based test", "accepting a flagged price on purpose")
+            if accept
+            else None,
         )
         try:
             result = sync_catalog(self.engine, request, datetime.now(UTC))
@@ -450,14 +602,17 @@ class CatalogMachine(RuleBasedStateMachine):
             "deactivated": len(expected.deactivated),
             "reactivated": len(expected.reactivated),
             "failed": expected.failed,
+            "stale": expected.stale,
         }
         for change in ("created", "reactivated", "deactivated"):
             assert result.change_counts.get(change, 0) == len(getattr(expected, change))
+        assert result.change_counts.get("stale", 0) == expected.stale_changes
+        assert result.change_counts.get("recovered", 0) == expected.recovered
 
-        # Rows the sync did not change are not rewritten (same updated_at, same run id).
-        untouched = set(before["ai_models"]) - (
-            expected.created | expected.updated | expected.reactivated | expected.deactivated
-        )
+        # Rows the sync did not change are not rewritten (same updated_at, same run id); only
+        # the stale mark of a row may move without a change of content.
+        rewritten = expected.created | expected.updated | expected.reactivated
+        untouched = set(before["ai_models"]) - rewritten - expected.deactivated
         after = self._table_snapshot()
         for model_id in untouched:
             assert after["ai_models"][model_id] == before["ai_models"][model_id], model_id
@@ -468,12 +623,12 @@ class CatalogMachine(RuleBasedStateMachine):
                 "SELECT model_id FROM ai_models WHERE last_changed_run_id = %s", (run_id,)
             )
         }
-        assert changed_ids == (
-            expected.created | expected.updated | expected.reactivated | expected.deactivated
-        )
+        assert changed_ids == rewritten | expected.deactivated
         for model_id, first_seen in before["first_seen_at"].items():
             assert after["first_seen_at"][model_id] == first_seen, model_id
 
+        old_stale = {model_id: s.stale for model_id, s in self.stored.items()}
+        new_stale = self._new_stale(served, set(expected.kept_broken), broken)
         for model_id in served:
             previous = self.stored.get(model_id)
             self.stored[model_id] = Stored(
@@ -481,24 +636,46 @@ class CatalogMachine(RuleBasedStateMachine):
                 active=True,
                 is_recommended=previous.is_recommended if previous else False,
                 priority=previous.priority if previous else 0,
+                stale=new_stale[model_id],
+                columns=read_columns(
+                    served[model_id], previous.columns if previous else NEW_MODEL_COLUMNS
+                ),
             )
+        for model_id in expected.kept_broken:  # the stored row stays, active and stale
+            self.stored[model_id].active = True
+            self.stored[model_id].stale = new_stale[model_id]
         for model_id in expected.deactivated:
             self.stored[model_id].active = False
+            self.stored[model_id].stale = frozenset()
+        # A stale mark that stays the same keeps its reason and its stale_since; a model that
+        # stays stale for another reason is still stale since the same time.
+        for model_id, stale in old_stale.items():
+            if self.stored[model_id].stale == stale:
+                assert after["stale"][model_id] == before["stale"][model_id], model_id
+            elif stale and self.stored[model_id].stale:
+                assert after["stale"][model_id][1] == before["stale"][model_id][1], model_id
+                self.stats["stale for another reason"] += 1
         self.served = served
+        self.broken = broken
         assert (result.active_models, result.inactive_models) == (
             sum(s.active for s in self.stored.values()),
             sum(not s.active for s in self.stored.values()),
         )
         self.stats["successful syncs"] += 1
-        for change in ("created", "updated", "reactivated", "deactivated"):
+        for change in ("created", "updated", "reactivated", "deactivated", "kept_broken"):
             self.stats[change] += len(getattr(expected, change))
+        self.stats["stale rows (optional field)"] += len(stale_rows)
+        self.stats["recovered"] += expected.recovered
         self.stats["failed (skipped) entries"] += expected.failed
         self.stats["accepted anomalies"] += len(result.accepted)
 
     def _table_snapshot(self) -> dict[str, Any]:
-        """Every column of every catalog row, plus the row counts of the sync's other tables."""
+        """Every column of every catalog row (the stale mark apart), the stale marks, and the
+        row counts of the sync's other tables."""
         rows = self.db.execute(
-            "SELECT model_id, m::text FROM ai_models m WHERE source = %s", (SOURCE,)
+            "SELECT model_id, (to_jsonb(m) - 'stale_reason' - 'stale_since')::text, "
+            "stale_reason, stale_since FROM ai_models m WHERE source = %s",
+            (SOURCE,),
         ).fetchall()
         counts = self.db.execute(
             "SELECT (SELECT count(*) FROM ai_model_versions), (SELECT count(*) FROM "
@@ -508,43 +685,57 @@ class CatalogMachine(RuleBasedStateMachine):
         first_seen = self.db.execute(
             "SELECT model_id, first_seen_at FROM ai_models WHERE source = %s", (SOURCE,)
         ).fetchall()
-        return {"ai_models": dict(rows), "first_seen_at": dict(first_seen), "counts": counts}
+        return {
+            "ai_models": {model_id: row for model_id, row, *_ in rows},
+            "stale": {model_id: (reason, since) for model_id, _, reason, since in rows},
+            "first_seen_at": dict(first_seen),
+            "counts": counts,
+        }
 
     @invariant()
     def database_matches_the_reference(self) -> None:
-        """After every step: the rows, their state, prices, raw JSON and user columns."""
+        """After every step: the rows, their state, prices, raw JSON, stale marks, the columns
+        a broken field keeps, and the user columns."""
         self.stats["steps checked"] += 1
+        followed = tuple(NEW_MODEL_COLUMNS)
         rows = self.db.execute(
             "SELECT model_id, is_active, deactivated_at IS NULL, is_recommended, priority, raw, "
-            + ", ".join(PRICE_COLUMNS)
+            "stale_reason, stale_since IS NOT NULL, "
+            + ", ".join((*followed, *PRICE_COLUMNS))
             + " FROM ai_models WHERE source = %s",
             (SOURCE,),
         ).fetchall()
-        actual = {
-            model_id: (
+        actual = {}
+        for model_id, active, live, recommended, priority, raw, reason, since, *values in rows:
+            assert since == (reason is not None), (model_id, reason)
+            actual[model_id] = (
                 active,
-                not_deactivated,
+                live,
                 recommended,
                 priority,
                 raw,
-                dict(zip(PRICE_COLUMNS, prices, strict=True)),
+                reason,
+                dict(zip(followed, values[: len(followed)], strict=True)),
+                dict(zip(PRICE_COLUMNS, values[len(followed) :], strict=True)),
             )
-            for model_id, active, not_deactivated, recommended, priority, raw, *prices in rows
-        }
-        expected = {
-            model_id: (
+        assert actual.keys() == self.stored.keys()
+        for model_id, s in self.stored.items():
+            active, live, recommended, priority, raw, reason, columns, prices = actual[model_id]
+            assert (active, live, recommended, priority) == (
                 s.active,
                 s.active,
                 s.is_recommended,
                 s.priority,
-                s.raw,
-                expected_prices(s.raw),
-            )
-            for model_id, s in self.stored.items()
-        }
-        assert actual.keys() == expected.keys()
-        for model_id, row in expected.items():
-            assert actual[model_id] == row, model_id
+            ), model_id
+            assert raw == s.raw, model_id
+            assert prices == expected_prices(s.raw), model_id
+            assert columns == s.columns, model_id
+            if s.stale:
+                assert reason is not None, model_id
+                for name in s.stale:
+                    assert names_field(reason, name), (model_id, name, reason)
+            else:
+                assert reason is None, (model_id, reason)
         # The history has exactly one open version per model, in the model's current state.
         open_versions = dict(
             self.db.execute(
@@ -562,9 +753,11 @@ def test_random_snapshot_sequences_match_the_reference(
 ) -> None:
     """Hundreds of syncs of random snapshots, each checked against the in-memory reference.
 
-    Proves, per step: created/updated/unchanged/deactivated/reactivated/failed counts and id
-    lists; active, inactive, prices, raw JSON and user columns of every row; one open history
-    version per model; refused syncs change nothing; unchanged rows are not rewritten.
+    Proves, per step: created/updated/unchanged/deactivated/reactivated/failed/stale counts
+    and id lists, and the stale/recovered changes; active, inactive, prices, raw JSON, stale
+    reason and since when, the columns a broken field keeps, and user columns of every row;
+    broken models the catalog holds keep their rows; one open history version per model;
+    refused syncs change nothing; unchanged rows are not rewritten.
     """
     stats: Counter[str] = Counter()
     run_state_machine_as_test(lambda: CatalogMachine(engine, db, stats), settings=MACHINE_SETTINGS)
@@ -573,3 +766,5 @@ def test_random_snapshot_sequences_match_the_reference(
     # Guard against a generator that silently stopped exploring.
     assert syncs >= 100
     assert stats["successful syncs"] >= 50
+    assert stats["stale rows (optional field)"] >= 1 and stats["kept_broken"] >= 1
+    assert stats["recovered"] >= 1
