@@ -105,75 +105,78 @@ def auth_env(server: str, keys: Keys) -> dict[str, str]:
     }[server]
 
 
-@pytest.mark.parametrize("server", ["secret", "rsa_pem", "jwks"])
-def test_every_endpoint_answers_as_documented(deployment, keys, server, db, tmp_path):
-    api, url = start_api({**deployment, **auth_env(server, keys)}, tmp_path / "api.log")
-    try:
-        wait_healthy(api, url)
-        headers = bearer(token_for(server, keys))
-        assert httpx.head(f"{url}{HEALTH}").status_code == 200
-        assert httpx.get(f"{url}{HEALTH}").json() == {"status": "ok"}
-        schema = httpx.get(f"{url}/openapi.json").json()
-        assert {SYNC, STATS, HEALTH, f"{RUNS}/{{run_id}}", "/api/v1/costs"} == set(schema["paths"])
+def test_every_endpoint_answers_as_documented(deployment, keys, db, tmp_path):
+    """One deployment, the API configured in each documented way in turn (HS256 secret, RS256
+    PEM, JWKS): every endpoint, each time. The first sync creates the catalog; the later ones
+    find the same response (verified unchanged)."""
+    for number, server in enumerate(["secret", "rsa_pem", "jwks"]):
+        env = {**deployment, **auth_env(server, keys)}
+        api, url = start_api(env, tmp_path / f"api-{server}.log")
+        try:
+            wait_healthy(api, url)
+            check_every_endpoint(api, url, server, keys, deployment, db, first=number == 0)
+        finally:
+            assert api.stop() < 10
+    assert [row[0] for row in db.execute("SELECT status_code FROM api_sync_requests")] == [200] * 3
 
-        response = httpx.post(f"{url}{SYNC}", headers=headers, timeout=180)
-        assert response.status_code == 200, (response.text, api.output())
-        result = response.json()["result"]
-        counts = {k: result[k] for k in ("total", "created", "updated", "unchanged", "failed")}
-        assert counts == {
-            "total": SNAPSHOT_SIZE,
-            "created": SNAPSHOT_SIZE,
-            "updated": 0,
-            "unchanged": 0,
-            "failed": 0,
-        }
-        run_id = result["runId"]
-        # The run went through the instance's queue: the daemon launched it, in run storage.
-        with DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
-            run = instance.get_run_by_id(run_id)
-            assert run is not None and run.status == DagsterRunStatus.SUCCESS
-            assert run.tags[TRIGGER_TAG] == "api"
-            events = [
-                record.event_log_entry.dagster_event.event_type_value
-                for record in instance.get_records_for_run(run_id).records
-                if record.event_log_entry.dagster_event is not None
-            ]
-            assert events.index("PIPELINE_ENQUEUED") < events.index("PIPELINE_START")
-        # The stats are the table's counts — the endpoint the old module's clients poll.
-        stats = httpx.get(f"{url}{STATS}", headers=headers)
-        assert stats.status_code == 200, (stats.text, api.output())
-        active, inactive = db.execute(
-            "SELECT count(*) FILTER (WHERE is_active), count(*) FILTER (WHERE NOT is_active) "
-            "FROM ai_models"
-        ).fetchone()
-        assert stats.json()["activeModels"] == active == SNAPSHOT_SIZE
-        assert stats.json()["totalModels"] == active + inactive
-        assert stats.json()["lastSyncDate"].endswith("Z")
-        again = httpx.get(f"{url}{RUNS}/{run_id}", headers=headers)
-        assert again.status_code == 200 and again.json()["result"]["created"] == SNAPSHOT_SIZE
-        assert db.execute(
-            "SELECT subject, status_code, outcome, run_id FROM api_sync_requests"
-        ).fetchall() == [(SUBJECT, 200, "success", run_id)]
-        # The cost of usage at the catalog's prices: openai/gpt-4o of 2025-11-18 is
-        # "0.0000025" input and "0.00001" output per token.
-        costs = httpx.post(
-            f"{url}/api/v1/costs",
-            headers=headers,
-            json={
-                "records": [
-                    {
-                        "source": "vercel",
-                        "model_id": "openai/gpt-4o",
-                        "usage": {"input_tokens": 1000, "output_tokens": 500},
-                    }
-                ]
-            },
-        )
-        assert costs.status_code == 200, costs.text
-        [priced] = costs.json()["results"]
-        assert priced["cost"]["total"] == "0.0075" and priced["error"] is None
-    finally:
-        assert api.stop() < 10
+
+def check_every_endpoint(api, url, server, keys, deployment, db, *, first: bool) -> None:
+    headers = bearer(token_for(server, keys))
+    assert httpx.head(f"{url}{HEALTH}").status_code == 200
+    assert httpx.get(f"{url}{HEALTH}").json() == {"status": "ok"}
+    schema = httpx.get(f"{url}/openapi.json").json()
+    assert {SYNC, STATS, HEALTH, f"{RUNS}/{{run_id}}", "/api/v1/costs"} == set(schema["paths"])
+
+    response = httpx.post(f"{url}{SYNC}", headers=headers, timeout=180)
+    assert response.status_code == 200, (response.text, api.output())
+    result = response.json()["result"]
+    counts = {k: result[k] for k in ("total", "created", "updated", "unchanged", "failed")}
+    assert counts == {
+        "total": SNAPSHOT_SIZE,
+        "created": SNAPSHOT_SIZE if first else 0,
+        "updated": 0,
+        "unchanged": 0 if first else SNAPSHOT_SIZE,
+        "failed": 0,
+    }
+    run_id = result["runId"]
+    # The run went through the instance's queue: the daemon launched it, in run storage.
+    with DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == DagsterRunStatus.SUCCESS
+        assert run.tags[TRIGGER_TAG] == "api"
+        events = [
+            record.event_log_entry.dagster_event.event_type_value
+            for record in instance.get_records_for_run(run_id).records
+            if record.event_log_entry.dagster_event is not None
+        ]
+        assert events.index("PIPELINE_ENQUEUED") < events.index("PIPELINE_START")
+    # The stats are the table's counts — the endpoint the old module's clients poll.
+    stats = httpx.get(f"{url}{STATS}", headers=headers)
+    assert stats.status_code == 200, (stats.text, api.output())
+    active, inactive = db.execute(
+        "SELECT count(*) FILTER (WHERE is_active), count(*) FILTER (WHERE NOT is_active) "
+        "FROM ai_models"
+    ).fetchone()
+    assert stats.json()["activeModels"] == active == SNAPSHOT_SIZE
+    assert stats.json()["totalModels"] == active + inactive
+    assert stats.json()["lastSyncDate"].endswith("Z")
+    again = httpx.get(f"{url}{RUNS}/{run_id}", headers=headers)
+    assert again.status_code == 200 and again.json()["result"] == result
+    assert db.execute(
+        "SELECT subject, status_code, outcome FROM api_sync_requests WHERE run_id = %s",
+        (run_id,),
+    ).fetchall() == [(SUBJECT, 200, "success")]
+    # The cost of usage at the catalog's prices: openai/gpt-4o of 2025-11-18 is
+    # "0.0000025" input and "0.00001" output per token.
+    record = {
+        "source": "vercel",
+        "model_id": "openai/gpt-4o",
+        "usage": {"input_tokens": 1000, "output_tokens": 500},
+    }
+    costs = httpx.post(f"{url}/api/v1/costs", headers=headers, json={"records": [record]})
+    assert costs.status_code == 200, costs.text
+    [priced] = costs.json()["results"]
+    assert priced["cost"]["total"] == "0.0075" and priced["error"] is None
 
 
 def test_two_replicas_start_exactly_one_sync(deployment, db, tmp_path):
