@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from model_sync.sources.base import storable_text
+
 SchemaProfile = dict[str, list[str]]
 # A response whose models hold more distinct paths than this (a dict keyed by data, say) is
 # profiled up to the cap; the marker path says so instead of storing an unbounded profile.
 MAX_PATHS = 5_000
 TRUNCATED = "…"
+# Nested values are profiled this many levels deep (real catalogs nest four); below that, the
+# path's type says "object" or "array" and the walk stops, so a hostile nesting depth costs
+# neither a RecursionError nor a profile line per level.
+MAX_DEPTH = 32
 
 _TYPE_NAMES = {
     str: "string",
@@ -58,7 +64,7 @@ def profile_models(models: Iterable[Any]) -> SchemaProfile:
         else:
             types.add(name)
 
-    def walk_dict(value: dict, path: str) -> None:
+    def walk_dict(value: dict, path: str, depth: int) -> None:
         kinds = tuple(map(type, value.values()))
         key = (path, tuple(value), kinds)
         children = shapes.get(key)
@@ -71,32 +77,37 @@ def profile_models(models: Iterable[Any]) -> SchemaProfile:
                 if kind is dict or kind is list:
                     children.append((child, position, kind is dict))
             shapes[key] = children
-        if children:
+        if children and depth < MAX_DEPTH:
             values = list(value.values())
             for child, position, is_dict in children:
                 if is_dict:
-                    walk_dict(values[position], child)
+                    walk_dict(values[position], child, depth + 1)
                 else:
-                    walk_list(values[position], child + "[]")
+                    walk_list(values[position], child + "[]", depth + 1)
 
-    def walk_list(items: list, path: str) -> None:
+    def walk_list(items: list, path: str, depth: int) -> None:
         kinds = frozenset(map(type, items))
         if (path, kinds) not in list_shapes:
             list_shapes.add((path, kinds))
             for kind in kinds:
                 note(path, kind)
-        if dict in kinds or list in kinds:
+        if (dict in kinds or list in kinds) and depth < MAX_DEPTH:
             for item in items:
                 kind = type(item)
                 if kind is dict:
-                    walk_dict(item, path)
+                    walk_dict(item, path, depth + 1)
                 elif kind is list:
-                    walk_list(item, path + "[]")
+                    walk_list(item, path + "[]", depth + 1)
 
     for model in models:
         if type(model) is dict:
-            walk_dict(model, "")
-    return {path: sorted(types) for path, types in sorted(seen.items())}
+            walk_dict(model, "", 0)
+    # The profile is stored with the run: a key Postgres cannot hold (NUL, a lone surrogate)
+    # is written escaped, as the report of the model it came from is.
+    profile: dict[str, set[str]] = {}
+    for path, types in seen.items():
+        profile.setdefault(storable_text(path), set()).update(types)
+    return {path: sorted(types) for path, types in sorted(profile.items())}
 
 
 def _base_type(kind: type) -> type:

@@ -29,7 +29,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from model_sync.drift import SchemaProfile, profile_models
-from model_sync.sources.base import RawEntry, Source, parse_model_id
+from model_sync.sources.base import RawEntry, Source, parse_model_id, storable_text
 
 # The catalog columns the transform produces, in order, with their pandas dtypes. Integers and
 # flags use pandas' nullable dtypes so a missing value stays missing instead of turning the
@@ -70,12 +70,6 @@ FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_DTYPES)
 # Per-row marks beside the catalog columns: why a served value could not be read, and which
 # columns therefore keep their stored values.
 MARK_DTYPES: dict[str, str] = {"stale_reason": "object", "kept_columns": "object"}
-
-
-def storable_text(text: str) -> str:
-    """``text`` with NUL and lone surrogates escaped, so a report about a bad model can itself
-    be logged and stored."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -126,35 +120,48 @@ class NormalizedModels:
         return int(self.frame["stale_reason"].notna().sum()) if len(self.frame) else 0
 
 
-def _unstorable_value(value: Any, path: str = "") -> str | None:
+# Levels of nesting a stored model may have: orjson's limit, which keeps every step after the
+# transform (orjson, the standard library's encoder, Postgres's jsonb parser) within its stack.
+# Real catalogs nest four levels.
+MAX_NESTING = 254
+
+
+def _unstorable_value(value: Any) -> str | None:
     """Where ``value`` holds what Postgres cannot store, if anywhere.
 
     Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8, and ``jsonb`` refuses
     NaN and infinities (which Python's JSON parser lets through); one such value would abort
-    the whole write transaction, so the model carrying it is set aside up front.
+    the whole write transaction, so the model carrying it is set aside up front. The walk is
+    iterative, so a hostile nesting depth gets a reason rather than a RecursionError.
     """
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{path or 'value'} is not a finite number ({value!r})"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return f"{path or 'value'} contains a NUL character"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{path or 'value'} contains invalid unicode (a lone surrogate)"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problem = _unstorable_value(key, f"{path}.<key>") or _unstorable_value(
-                item, f"{path}.{key}" if path else str(key)
-            )
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for position, item in enumerate(value):
-            problem = _unstorable_value(item, f"{path}[{position}]")
-            if problem:
-                return problem
+    pending: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while pending:
+        item, path, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{path or 'value'} is not a finite number ({item!r})"
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"{path or 'value'} contains a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{path or 'value'} contains invalid unicode (a lone surrogate)"
+        elif isinstance(item, dict | list):
+            if depth >= MAX_NESTING:
+                return f"{path or 'value'} is nested more than {MAX_NESTING} levels deep"
+            if isinstance(item, dict):
+                members = item.items()
+                for key, _ in members:
+                    pending.append((key, f"{path}.<key>" if path else "<key>", depth + 1))
+                pending.extend(
+                    (member, f"{path}.{key}" if path else str(key), depth + 1)
+                    for key, member in members
+                )
+            else:
+                pending.extend(
+                    (member, f"{path}[{position}]", depth + 1)
+                    for position, member in enumerate(item)
+                )
     return None
 
 
@@ -168,21 +175,18 @@ def _decimals_only(value: Any) -> Any:
 
 def _storable_problem(raw: dict[str, Any]) -> str | None:
     """The fast check behind :func:`_unstorable_value`: one C-speed serialization per model
-    (orjson refuses lone surrogates, non-finite numbers and very deep nesting).
+    (orjson refuses lone surrogates, NonFinite numbers and nesting past ``MAX_NESTING``).
 
-    Only when it finds something is the model walked, to name the field.
+    Only when it finds something, or the text holds what may hide a problem, is the model
+    walked, to name the field: orjson writes NUL as ``\\u0000`` and a plain float NaN or
+    infinity (a caller's ``json.loads``, not ``decode_json``) silently as ``null``.
     """
     try:
         text = orjson.dumps(raw, default=_decimals_only)
     except TypeError:  # orjson.JSONEncodeError is one
-        try:
-            # Integers past 64 bits or nesting past orjson's 254 levels are storable; the
-            # walk says whether anything else is wrong.
-            return _unstorable_value(raw)
-        except RecursionError:
-            return "nested too deeply to store"
-    # NUL is escaped as \u0000; the walk tells a real NUL from a literal backslash-u text.
-    return _unstorable_value(raw) if b"\\u0000" in text else None
+        # Integers past 64 bits are storable; the walk says whether anything else is wrong.
+        return _unstorable_value(raw)
+    return _unstorable_value(raw) if b"\\u0000" in text or b"null" in text else None
 
 
 def _describe(error: ValidationError) -> str:

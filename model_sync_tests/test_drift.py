@@ -18,6 +18,7 @@ from decimal import Decimal
 import pytest
 from dagster import AssetCheckSeverity, AssetKey
 
+from model_sync.drift import profile_models
 from model_sync.sources import get_source
 from model_sync.sources.base import parse_timestamp
 from model_sync.transform import normalize_models
@@ -355,3 +356,26 @@ def test_a_vanished_field_is_reported_and_no_model_is_lost(run_sync, httpserver,
     meta = metadata(result, "ai_models")
     assert meta["schema_drift_paths"] == 1
     assert "released" in meta["schema_drift"] and "vanished" in meta["schema_drift"]
+
+
+def test_the_profile_of_a_deeply_nested_value_stops_at_its_depth_limit():
+    # 1,000 nested arrays: valid JSON, deeper than Python's default recursion limit.
+    deep: list = []
+    for _ in range(1_000):
+        deep = [deep]
+    profile = profile_models([{"id": "acme/deep", "nested": deep}])
+    # "nested" is level 1; the walk goes MAX_DEPTH levels below the model and no further.
+    expected_deepest = "nested" + "[]" * 32
+    assert expected_deepest in profile
+    assert "nested" + "[]" * 33 not in profile
+    assert profile["nested"] == ["array"]
+    assert len(profile) == 1 + 1 + 32  # id, nested, and one path per level walked
+
+
+def test_profile_paths_hold_only_text_postgres_can_store():
+    # The profile is stored with the run as jsonb: NUL and lone surrogates are written escaped.
+    profile = profile_models([{"x\x00y": 1, "pricing": {"image\ud800": "0.01"}}])
+    assert set(profile) == {"x\\x00y", "pricing", "pricing.image\\ud800"}
+    for path in profile:
+        path.encode("utf-8")
+        assert "\x00" not in path

@@ -110,6 +110,12 @@ class Source:
     meter_rules: Mapping[str, MeterRule] = field(default_factory=dict)
 
 
+def storable_text(text: str) -> str:
+    """``text`` with NUL and lone surrogates escaped, so a report about a bad model can itself
+    be logged and stored."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class NonFinite(float):
     """``NaN``/``Infinity`` as Python's JSON parser lets them through: kept as a float (so a
     value check sees a non-finite number), of a type no JSON serializer writes — so the

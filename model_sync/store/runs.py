@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, null, select, text, update
 
+from model_sync.sources.base import storable_text
 from model_sync.store.tables import ai_models, model_sync_runs
-from model_sync.transform import storable_text
 
 
 @dataclass(frozen=True)
