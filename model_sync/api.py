@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from model_sync.auth import ConfigurationError, InvalidToken, TokenVerifier, describe
 from model_sync.costing import exact_text
 from model_sync.settings import Settings, SettingsError
+from model_sync.sources.base import ResponseError, decode_json
 from model_sync.store import database
 from model_sync.store.database import describe_database_error
 from model_sync.store.runs import catalog_stats, iso_utc, last_successful_sync
@@ -55,6 +56,9 @@ SUBMIT_LOCK_TIMEOUT_MS = 10_000
 POLL_SECONDS = 0.5
 # Records one POST /api/v1/costs prices; a larger batch is refused as a whole (422).
 MAX_COST_RECORDS = 1000
+# 1,000 records of a few hundred bytes each, with room to spare; a larger body is refused
+# (413) before it is read in full.
+MAX_COST_BODY_BYTES = 1024 * 1024
 SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -238,9 +242,12 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
 
     unauthorized = {401: {"model": ErrorResponse, "description": "Missing or invalid token."}}
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], response_model=HealthResponse, tags=["ops"])
+    @app.get("/healthz", response_model=HealthResponse, tags=["ops"])
     def healthz() -> HealthResponse:
         return HealthResponse(status="ok")
+
+    # Load balancers probe with HEAD; one operation in the schema is enough.
+    app.head("/healthz", include_in_schema=False)(healthz)
 
     def record_request(claims: dict[str, Any], status: int, outcome: str, run_id: str | None):
         try:
@@ -340,17 +347,34 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
         response_model=CostsResponse,
         responses={
             **unauthorized,
+            413: {"model": ErrorResponse, "description": "Body over MAX_COST_BODY_BYTES."},
             422: {"model": ErrorResponse, "description": "Not a batch of usage records."},
             503: {"model": ErrorResponse},
         },
         tags=["costs"],
+        # The body is read by the handler, after the token is checked (see read_batch); the
+        # schema still documents it for clients and generated tests.
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/CostsRequest"}}
+                },
+            }
+        },
     )
-    def costs(
-        batch: CostsRequest, claims: Annotated[dict[str, Any], Depends(authenticated)]
+    async def costs(
+        request: Request, claims: Annotated[dict[str, Any], Depends(authenticated)]
     ) -> Any:
         """The exact cost of each usage record at the prices in force when it ran: its total,
         its meters, the price version used and the meters nothing prices. A bad record gets
         its own error; the batch goes on."""
+        batch = await read_batch(request)
+        if isinstance(batch, JSONResponse):
+            return batch
+        return await run_in_threadpool(price_batch, batch)
+
+    def price_batch(batch: CostsRequest) -> Any:
         try:
             with engine().begin() as connection:
                 connection.execute(
@@ -391,7 +415,47 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
             lastSyncDate=iso_utc(last.finished_at) if last else None,
         )
 
+    generated_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The costs body is parsed by hand (after auth), so FastAPI does not list its model.
+        schema = generated_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "CostsRequest" not in components:
+            request_schema = CostsRequest.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            components.update(request_schema.pop("$defs", {}))
+            components["CostsRequest"] = request_schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+async def read_batch(request: Request) -> CostsRequest | JSONResponse:
+    """The costs batch, read only once the caller is authenticated and only up to
+    ``MAX_COST_BODY_BYTES`` (a declared body parameter would be read and parsed in full before
+    any dependency runs — an unauthenticated client could make the API hold any size of body).
+    JSON numbers are read as Decimals, so a fractional meter count stays exact."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_COST_BODY_BYTES:
+        return _body_too_large()
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > MAX_COST_BODY_BYTES:
+            return _body_too_large()
+    try:
+        return CostsRequest.model_validate(decode_json(bytes(received)))
+    except (ResponseError, ValidationError):
+        return JSONResponse({"error": "invalid request"}, status_code=422)
+
+
+def _body_too_large() -> JSONResponse:
+    return JSONResponse(
+        {"error": f"request body over {MAX_COST_BODY_BYTES} bytes"}, status_code=413
+    )
 
 
 def _price_record(connection, index: int, record: UsageRecord) -> CostResult:

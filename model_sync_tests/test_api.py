@@ -9,6 +9,7 @@ hand, the way an attacker would.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -170,6 +171,12 @@ def backend(monkeypatch, dagster_instance) -> Callable[..., SyncBackend]:
         return SyncBackend(dagster_instance, submitter)
 
     yield build
+    # Runs still executing would outlive the test's database (and log its loss): wait for them.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(
+        not run.is_finished for run in dagster_instance.get_runs()
+    ):
+        time.sleep(0.5)
     for submitter in submitters:
         submitter.close()
 
@@ -627,6 +634,51 @@ def test_request_heads_over_16_kib_are_refused_before_the_token_is_read(reader, 
     assert not any("x" * 50 in r.getMessage() for r in caplog.records)
 
 
+# README "HTTP API": a costs body is at most 1 MiB.
+COSTS = "/api/v1/costs"
+COSTS_BODY_LIMIT = 1024 * 1024
+JSON_BODY = {"Content-Type": "application/json"}
+
+
+def costs_body(size: int) -> bytes:
+    """A valid one-record batch padded with JSON whitespace to exactly ``size`` bytes."""
+    body = json.dumps(
+        {"records": [{"source": "vercel", "model_id": "acme/none", "usage": {"input_tokens": 1}}]}
+    ).encode()
+    return body + b" " * (size - len(body))
+
+
+def test_a_costs_body_is_not_read_before_the_token_is_checked(reader):
+    """An unauthenticated caller learns nothing from the body and cannot make the API parse
+    it: malformed, oversized or valid, the answer is the same bare 401."""
+    for body in (b"{not json", b"x" * (COSTS_BODY_LIMIT + 1), costs_body(COSTS_BODY_LIMIT)):
+        response = reader.post(COSTS, content=body, headers=JSON_BODY)
+        assert response.status_code == 401, response.text
+        assert response.json() == UNAUTHORIZED
+
+
+def test_costs_bodies_up_to_one_mebibyte_are_read_and_larger_ones_refused(reader):
+    headers = {**JSON_BODY, **hs256_headers()}
+    at_limit = reader.post(COSTS, content=costs_body(COSTS_BODY_LIMIT), headers=headers)
+    assert at_limit.status_code == 200, at_limit.text
+    [result] = at_limit.json()["results"]
+    assert result["model_id"] == "acme/none" and "holds no version" in result["error"]
+    over = reader.post(COSTS, content=costs_body(COSTS_BODY_LIMIT + 1), headers=headers)
+    assert over.status_code == 413
+    assert over.json() == {"error": "request body over 1048576 bytes"}
+    # Without a Content-Length (chunked), the stream is cut at the limit all the same.
+    chunks = iter(
+        [
+            costs_body(COSTS_BODY_LIMIT + 1)[i : i + 65536]
+            for i in range(0, COSTS_BODY_LIMIT + 1, 65536)
+        ]
+    )
+    streamed = reader.post(COSTS, content=chunks, headers=headers)
+    assert streamed.status_code == 413
+    malformed = reader.post(COSTS, content=b"{not json", headers=headers)
+    assert malformed.status_code == 422 and malformed.json() == {"error": "invalid request"}
+
+
 # --- OpenAPI -------------------------------------------------------------------------------
 
 
@@ -665,19 +717,9 @@ def test_no_generated_request_gets_a_5xx(snapshot_settings, backend, keys, autho
     quick = configure(snapshot_settings, sync_wait_seconds=0)
     app = make_app(quick, backend(quick) if authorized else None, keys, "secret")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    cases = st.one_of(
-        schema.as_strategy(GenerationMode.POSITIVE), schema.as_strategy(GenerationMode.NEGATIVE)
-    )
     seen: set[tuple[str, int]] = set()
 
-    @hypothesis.settings(
-        max_examples=25,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(hypothesis.HealthCheck),
-    )
-    @hypothesis.given(case=cases)
-    def call(case) -> None:
+    def check(case) -> None:
         headers = hs256_headers() if authorized else None
         response = case.call(headers=headers)
         assert response.status_code < 500, (case.operation.label, response.text)
@@ -689,12 +731,31 @@ def test_no_generated_request_gets_a_5xx(snapshot_settings, backend, keys, autho
             assert response.status_code in (200, 202, 409), response.text
         seen.add((case.operation.label, response.status_code))
 
-    call()
-    labels = {label for label, _ in seen}
-    assert {f"POST {SYNC}", f"GET {STATS}", f"GET {HEALTH}"} <= labels, seen
+    # Every operation gets its own examples, valid and invalid: none is left to chance.
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {operation.label for operation in operations} == {
+        f"POST {SYNC}",
+        f"GET {STATS}",
+        f"GET {HEALTH}",
+        f"GET {RUNS}/{{run_id}}",
+        f"POST {COSTS}",
+    }
+    for operation in operations:
+        cases = st.one_of(
+            operation.as_strategy(GenerationMode.POSITIVE),
+            operation.as_strategy(GenerationMode.NEGATIVE),
+        )
+        hypothesis.settings(
+            max_examples=12,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )(hypothesis.given(case=cases)(check))()
+
     if authorized:
         assert {(f"GET {STATS}", 200)} <= seen, seen
         assert seen & {(f"POST {SYNC}", 202), (f"POST {SYNC}", 409), (f"POST {SYNC}", 200)}
+        assert (f"POST {COSTS}", 200) in seen, seen
 
 
 # --- start-up ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ refusing bad configurations with one line."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -177,6 +178,23 @@ def check_every_endpoint(api, url, server, keys, deployment, db, *, first: bool)
     assert costs.status_code == 200, costs.text
     [priced] = costs.json()["results"]
     assert priced["cost"]["total"] == "0.0075" and priced["error"] is None
+    # README "Limits": the body is read after the token, and only up to 1 MiB.
+    limit = 1024 * 1024
+    body = json.dumps({"records": [record]}).encode()
+    padded = {size: body + b" " * (size - len(body)) for size in (limit, limit + 1)}
+    json_type = {"Content-Type": "application/json"}
+    no_token = httpx.post(f"{url}/api/v1/costs", headers=json_type, content=padded[limit + 1])
+    assert (no_token.status_code, no_token.json()) == (401, {"error": "unauthorized"})
+    at_limit = httpx.post(
+        f"{url}/api/v1/costs", headers={**headers, **json_type}, content=padded[limit]
+    )
+    assert (
+        at_limit.status_code == 200 and at_limit.json()["results"][0]["cost"]["total"] == "0.0075"
+    )
+    over = httpx.post(
+        f"{url}/api/v1/costs", headers={**headers, **json_type}, content=padded[limit + 1]
+    )
+    assert over.status_code == 413, over.text
 
 
 def test_two_replicas_start_exactly_one_sync(deployment, db, tmp_path):
