@@ -99,9 +99,9 @@ class CommandRun:
     phases_ms: dict[str, int] = field(default_factory=dict)
 
 
-def main_command(response: Path, database_url: str, home: Path) -> CommandRun:
+def main_command(response: Path, database_url: str, home: Path, **extra: str) -> CommandRun:
     """The README's main command as a user runs it, timed by /usr/bin/time."""
-    env = user_env(database_url, home, MODEL_SYNC_GATEWAY_URL=str(response))
+    env = user_env(database_url, home, MODEL_SYNC_GATEWAY_URL=str(response), **extra)
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "model_sync.definitions"]
     completed = subprocess.run(
         ["/usr/bin/time", "-f", "%e %M", *command, "--select", "*"],
@@ -477,6 +477,11 @@ def archive_sizes() -> list[tuple[str, int, int]]:
 # --- the run ---------------------------------------------------------------------------------
 
 
+def save(results: dict[str, Any], path: Path) -> None:
+    """The figures so far, so a failure late in the run loses nothing measured before it."""
+    path.with_suffix(".partial.json").write_text(json.dumps(results, indent=1, default=str))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per end-to-end scenario")
@@ -484,7 +489,17 @@ def main() -> int:
     parser.add_argument("--usage-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-dev", action="store_true", help="skip the dagster dev freshness")
     parser.add_argument("--results", type=Path, default=DOCS / "performance.json")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from --results"
+    )
     args = parser.parse_args()
+    from benchmarks.report import write_report
+
+    if args.report_only:
+        write_report(
+            json.loads(args.results.read_text()), DOCS / "performance.md", DOCS / "performance.png"
+        )
+        return 0
 
     results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds")}
     results["machine"] = {
@@ -505,11 +520,13 @@ def main() -> int:
              "walls": [r.wall_s for r in s.runs]}
             for s in scenarios
         ]  # fmt: skip
+        save(results, args.results)
         log("2. transform")
         results["transform"] = {
             "real_models_per_s": transform_rate(real * 20),
             "large_models_per_s": transform_rate(large),
         }
+        save(results, args.results)
         log("3. load vs floor and baseline")
         with fresh_database() as url:
             path = write_response(large, folder, "floor.json")
@@ -524,13 +541,17 @@ def main() -> int:
                 baseline[size] = per_model_baseline(url, large[:size])
             log(f"baseline {size}: {baseline[size]:.2f} s")
         results["baseline"] = baseline
+        save(results, args.results)
         log("4. memory at 100k")
         with fresh_database() as url:
             path = write_response(profile.generate(HUGE, seed=7), folder, "huge.json")
             home = Path(tempfile.mkdtemp(prefix="bench_home_"))
-            run = main_command(path, url, home)
+            # 100,000 models are ~64 MB, over the default 50 MiB body cap: raised as a user
+            # with such a catalog would (README "Settings").
+            run = main_command(path, url, home, MODEL_SYNC_MAX_BODY_BYTES=str(256 * 1024 * 1024))
             shutil.rmtree(home, ignore_errors=True)
             results["memory_100k"] = {"wall_s": run.wall_s, "peak_mib": run.peak_mib}
+        save(results, args.results)
         log("5. freshness")
         with fresh_database() as url:
             cpu_ms, wall_ms = poll_cpu(url, json.dumps({"object": "list", "data": real}).encode())
@@ -538,6 +559,7 @@ def main() -> int:
         if not args.skip_dev:
             with fresh_database() as url:
                 results["dev"] = dev_freshness(url, real, args.quiet_minutes)
+        save(results, args.results)
         log("6. cost of usage")
         with fresh_database() as url:
             path = write_response(real, folder, "real.json")
@@ -550,8 +572,6 @@ def main() -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     args.results.write_text(json.dumps(results, indent=1, default=str))
-    from benchmarks.report import write_report
-
     write_report(results, DOCS / "performance.md", DOCS / "performance.png")
     log(f"wrote {DOCS / 'performance.md'}")
     return 0
