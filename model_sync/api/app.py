@@ -1,24 +1,10 @@
-"""HTTP API: trigger a sync and read its stats, behind JWT bearer auth.
+"""The ASGI app: auth, the scheduler endpoints, costs, and the API's error conventions."""
 
-It keeps the NestJS module's two endpoints for the services that call them. A sync triggered
-here is a run of the same Dagster job as the schedule, submitted to the instance in
-``$DAGSTER_HOME`` (queued, limited and launched like every other run) and tagged
-``model_sync/triggered_by=api``. One sync at a time, across replicas: the check for a running
-sync and the submission happen under a Postgres advisory lock.
-
-Start it with ``model-sync-api [--host 127.0.0.1] [--port 8000] [--workspace workspace.yaml]``.
-"""
-
-import argparse
 import asyncio
 import itertools
 import logging
-import os
-import sys
 import time
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -26,15 +12,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model_sync.auth import ConfigurationError, InvalidToken, TokenVerifier, describe
-from model_sync.costing import exact_text
-from model_sync.settings import Settings, SettingsError
-from model_sync.sources.base import ResponseError, decode_json
+from model_sync.api.costs import price_batch, read_batch
+from model_sync.api.schemas import (
+    CostsRequest,
+    CostsResponse,
+    ErrorResponse,
+    HealthResponse,
+    StatsResponse,
+    SyncResponse,
+)
+from model_sync.auth import InvalidToken, TokenVerifier
+from model_sync.settings import Settings
 from model_sync.store import database
 from model_sync.store.database import describe_database_error
 from model_sync.store.runs import catalog_stats, iso_utc, last_successful_sync
@@ -54,81 +46,7 @@ LOGGED_TOKEN_ERROR_CHARS = 200
 SUBMIT_LOCK_KEY = 0x6D5F617069  # "m_api"
 SUBMIT_LOCK_TIMEOUT_MS = 10_000
 POLL_SECONDS = 0.5
-# Records one POST /api/v1/costs prices; a larger batch is refused as a whole (422).
-MAX_COST_RECORDS = 1000
-# 1,000 records of a few hundred bytes each, with room to spare; a larger body is refused
-# (413) before it is read in full.
-MAX_COST_BODY_BYTES = 1024 * 1024
 SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-
-
-class SyncCountsOut(BaseModel):
-    total: int
-    created: int
-    updated: int
-    unchanged: int
-    deactivated: int
-    reactivated: int
-    failed: int
-    stale: int = 0
-    runId: str
-    sources: dict[str, dict[str, int]] = Field(default_factory=dict)
-
-
-class SyncResponse(BaseModel):
-    success: bool
-    result: SyncCountsOut | None = None
-    error: str | None = None
-    runId: str | None = None
-
-
-class StatsResponse(BaseModel):
-    totalModels: int
-    activeModels: int
-    inactiveModels: int
-    lastSyncDate: str | None = Field(description="Last successful sync, ISO-8601 UTC, or null.")
-
-
-class ErrorResponse(BaseModel):
-    error: str
-
-
-class UsageRecord(BaseModel):
-    """One request's usage: which model (source + model_id, or canonical_model_id), when it
-    ran (default: now), and its meters (absent = 0; see README "Cost of any usage")."""
-
-    source: str | None = Field(default=None, max_length=200)
-    model_id: str | None = Field(default=None, max_length=1000)
-    canonical_model_id: str | None = Field(default=None, max_length=1000)
-    at: AwareDatetime | None = None
-    usage: dict[str, Any] = Field(default_factory=dict)
-
-
-class CostsRequest(BaseModel):
-    records: list[UsageRecord] = Field(min_length=1, max_length=MAX_COST_RECORDS)
-
-
-class CostOut(BaseModel):
-    total: str = Field(description="USD, exact decimal text")
-    meters: dict[str, str]
-    version_id: int
-    unpriced: list[str]
-
-
-class CostResult(BaseModel):
-    index: int
-    source: str | None = None
-    model_id: str | None = None
-    cost: CostOut | None = None
-    error: str | None = None
-
-
-class CostsResponse(BaseModel):
-    results: list[CostResult]
-
-
-class HealthResponse(BaseModel):
-    status: str
 
 
 class Unauthorized(Exception):
@@ -372,23 +290,8 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
         batch = await read_batch(request)
         if isinstance(batch, JSONResponse):
             return batch
-        return await run_in_threadpool(price_batch, batch)
-
-    def price_batch(batch: CostsRequest) -> Any:
-        try:
-            with engine().begin() as connection:
-                connection.execute(
-                    text("SELECT set_config('statement_timeout', :ms, true)"),
-                    {"ms": f"{round(api.read_timeout_seconds * 1000 * 4)}ms"},
-                )
-                results = [
-                    _price_record(connection, index, record)
-                    for index, record in enumerate(batch.records)
-                ]
-        except SQLAlchemyError as error:
-            logger.warning("costs unavailable: %s", describe_database_error(error))
-            return JSONResponse({"error": "database unavailable"}, status_code=503)
-        return CostsResponse(results=results)
+        timeout_ms = round(api.read_timeout_seconds * 1000 * 4)
+        return await run_in_threadpool(price_batch, engine(), timeout_ms, batch)
 
     @app.get(
         "/api/v1/scheduler/sync-stats",
@@ -433,65 +336,6 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
     return app
 
 
-async def read_batch(request: Request) -> CostsRequest | JSONResponse:
-    """The costs batch, read only once the caller is authenticated and only up to
-    ``MAX_COST_BODY_BYTES`` (a declared body parameter would be read and parsed in full before
-    any dependency runs — an unauthenticated client could make the API hold any size of body).
-    JSON numbers are read as Decimals, so a fractional meter count stays exact."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_COST_BODY_BYTES:
-        return _body_too_large()
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > MAX_COST_BODY_BYTES:
-            return _body_too_large()
-    try:
-        return CostsRequest.model_validate(decode_json(bytes(received)))
-    except (ResponseError, ValidationError):
-        return JSONResponse({"error": "invalid request"}, status_code=422)
-
-
-def _body_too_large() -> JSONResponse:
-    return JSONResponse(
-        {"error": f"request body over {MAX_COST_BODY_BYTES} bytes"}, status_code=413
-    )
-
-
-def _price_record(connection, index: int, record: UsageRecord) -> CostResult:
-    from model_sync.costing import Usage, UsageError
-    from model_sync.store.costs import NoPrice, cost_in_sql, resolve_model
-
-    try:
-        Usage.parse(record.usage)  # a clear message for a bad usage object, before any SQL
-        if record.model_id is not None:
-            if record.source is None:
-                raise UsageError("give the source with model_id (or a canonical_model_id)")
-            source, model_id = record.source, record.model_id
-        elif record.canonical_model_id is not None:
-            source, model_id = resolve_model(connection, record.canonical_model_id, record.source)
-        else:
-            raise UsageError("give source and model_id, or canonical_model_id")
-    except (UsageError, NoPrice) as error:
-        return CostResult(
-            index=index, source=record.source, model_id=record.model_id, error=str(error)
-        )
-    answer = cost_in_sql(connection, source, model_id, record.at or datetime.now(UTC), record.usage)
-    if "error" in answer:
-        return CostResult(index=index, source=source, model_id=model_id, error=answer["error"])
-    return CostResult(
-        index=index,
-        source=source,
-        model_id=model_id,
-        cost=CostOut(
-            total=exact_text(answer["total"]),
-            meters={meter: exact_text(cost) for meter, cost in answer["meters"].items()},
-            version_id=answer["version_id"],
-            unpriced=answer["unpriced"],
-        ),
-    )
-
-
 def _failure(error: str, run_id: str | None, status: int) -> JSONResponse:
     return JSONResponse({"success": False, "error": error, "runId": run_id}, status_code=status)
 
@@ -515,126 +359,3 @@ def _finished(outcome) -> tuple[JSONResponse, str]:
     if kind == "database":
         message = "database unavailable"  # host, port and name stay in the run's log
     return _failure(message[:2000], outcome.run_id, status), f"failed: {kind or 'error'}"
-
-
-def header_limited_h11():
-    """uvicorn's h11 protocol with the request head capped at MAX_HEADER_BYTES: h11 stops
-    reading at the cap (memory stays bounded, no token is parsed) and hints 431, which this
-    answers instead of uvicorn's generic 400."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class Connection(h11.Connection):
-        error_status_hint = 400
-
-        def next_event(self):
-            try:
-                return super().next_event()
-            except h11.RemoteProtocolError as error:
-                self.error_status_hint = error.error_status_hint
-                raise
-
-    class Protocol(H11Protocol):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.conn = Connection(h11.SERVER, MAX_HEADER_BYTES)
-
-        def send_400_response(self, msg: str) -> None:
-            if self.conn.error_status_hint != 431:
-                return super().send_400_response(msg)
-            body = b'{"error": "request header fields too large"}'
-            self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                b"content-type: application/json\r\n"
-                + f"content-length: {len(body)}\r\n".encode()
-                + b"connection: close\r\n\r\n"
-                + body
-            )
-            self.transport.close()
-
-    return Protocol
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="model-sync-api", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument(
-        "--workspace",
-        type=Path,
-        default=None,
-        help="workspace.yaml of the deployment (default: ./workspace.yaml if present), so API "
-        "runs use the same code location as the webserver and daemon",
-    )
-    parser.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        help="serve without authentication (development only; logged loudly)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.from_env()
-        verifier = TokenVerifier.from_settings(settings.api)
-    except (SettingsError, ConfigurationError) as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
-    if verifier is None and not args.insecure_no_auth:
-        print(
-            "refusing to start without authentication: set MODEL_SYNC_JWT_SECRET, "
-            "MODEL_SYNC_JWT_PUBLIC_KEY_FILE or MODEL_SYNC_JWT_JWKS_FILE "
-            "(or pass --insecure-no-auth for local development)",
-            file=sys.stderr,
-        )
-        return 2
-    if not os.environ.get("DAGSTER_HOME"):
-        print(
-            "configuration error: DAGSTER_HOME is not set: API syncs are runs of the Dagster "
-            "instance shared with the webserver and daemon (README, 'Running in production')",
-            file=sys.stderr,
-        )
-        return 2
-    workspace = args.workspace or (
-        Path("workspace.yaml") if Path("workspace.yaml").is_file() else None
-    )
-    if workspace is not None and not workspace.is_file():
-        print(f"configuration error: --workspace {workspace}: no such file", file=sys.stderr)
-        return 2
-    if verifier is None:
-        logger.warning("!" * 72)
-        logger.warning("AUTHENTICATION IS DISABLED (--insecure-no-auth): anyone who can reach")
-        logger.warning(
-            "http://%s:%s can trigger syncs. Never run this in production.", args.host, args.port
-        )
-        logger.warning("!" * 72)
-    else:
-        logger.info("JWT auth: %s", describe(verifier))
-
-    from dagster import DagsterInstance
-
-    from model_sync.dagster_runs import CodeLocationError, RunSubmitter
-
-    instance = DagsterInstance.get()
-    try:
-        submitter = RunSubmitter(instance, workspace)
-    except CodeLocationError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
-    import uvicorn
-
-    try:
-        uvicorn.run(
-            create_app(settings, verifier, SyncBackend(instance, submitter)),
-            host=args.host,
-            port=args.port,
-            http=header_limited_h11(),
-            # SIGTERM: stop taking requests, give running ones a few seconds, then go.
-            timeout_graceful_shutdown=5,
-        )
-    finally:
-        submitter.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
