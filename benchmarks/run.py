@@ -365,12 +365,13 @@ def dev_freshness(database_url: str, models: list[dict[str, Any]], minutes: floa
     env = user_env(database_url, home, MODEL_SYNC_GATEWAY_URL=gateway.url)
     env.pop("MODEL_SYNC_ENABLED")  # the defaults: schedule and sensors running
     port = _free_port()
+    output = (home / "dagster-dev.log").open("wb")  # closed with the home folder below
     process = subprocess.Popen(
         [str(BIN / "dagster"), "dev", "-m", "model_sync.definitions", "-p", str(port)],
         env=env,
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
@@ -385,7 +386,8 @@ def dev_freshness(database_url: str, models: list[dict[str, Any]], minutes: floa
         started = time.monotonic()
         while not condition():
             if time.monotonic() - started > timeout:
-                raise TimeoutError("dagster dev did not sync in time")
+                tail = (home / "dagster-dev.log").read_text(errors="replace")[-4000:]
+                raise TimeoutError(f"dagster dev did not sync in time; its output ends:\n{tail}")
             time.sleep(0.5)
         return time.monotonic() - started
 
@@ -416,6 +418,7 @@ def dev_freshness(database_url: str, models: list[dict[str, Any]], minutes: floa
         os.killpg(process.pid, 15)
         process.wait(60)
         gateway.close()
+        output.close()
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -20,12 +20,33 @@ from model_sync.assets import table_key
 from model_sync.drift import SchemaDrift
 from model_sync.resources import CatalogDatabase, ChangeFeed
 from model_sync.store.comparison import price_disagreements
-from model_sync.store.runs import catalog_stats, iso_utc, last_successful_sync, stale_models
+from model_sync.store.runs import (
+    catalog_created,
+    catalog_stats,
+    iso_utc,
+    last_successful_sync,
+    stale_models,
+)
 
 STATS_CHECK = "ai_models_sync_stats"
 DRIFT_CHECK = "ai_models_schema_drift"
 WEBHOOK_CHECK = "ai_models_webhook_deliveries"
 AGREEMENT_CHECK = "ai_models_price_agreement"
+
+
+def _not_synced_yet(
+    catalog: CatalogDatabase, severity: AssetCheckSeverity
+) -> AssetCheckResult | None:
+    """The answer of a check run before the first sync of a fresh database (checks only read,
+    so nothing has created the schema yet): a plain failure instead of a missing-table error."""
+    with catalog.reader().connect() as connection:
+        if catalog_created(connection):
+            return None
+    return AssetCheckResult(
+        passed=False,
+        severity=severity,
+        description="the catalog has not been synced yet: materialize the source's assets",
+    )
 
 
 def source_checks(source: str, compared: bool = False) -> list[AssetChecksDefinition]:
@@ -45,6 +66,8 @@ def source_checks(source: str, compared: bool = False) -> list[AssetChecksDefini
     def sync_stats(
         context: AssetCheckExecutionContext, catalog: CatalogDatabase
     ) -> AssetCheckResult:
+        if unsynced := _not_synced_yet(catalog, AssetCheckSeverity.ERROR):
+            return unsynced
         with catalog.reader().connect() as connection:
             active, inactive = catalog_stats(connection, source)
             last_run = last_successful_sync(connection, source)
@@ -101,6 +124,8 @@ def source_checks(source: str, compared: bool = False) -> list[AssetChecksDefini
     def schema_drift(
         context: AssetCheckExecutionContext, catalog: CatalogDatabase
     ) -> AssetCheckResult:
+        if unsynced := _not_synced_yet(catalog, AssetCheckSeverity.WARN):
+            return unsynced
         with catalog.reader().connect() as connection:
             last_run = last_successful_sync(connection, source)
         drift = SchemaDrift.from_json(last_run.schema_drift if last_run else None)
@@ -128,6 +153,8 @@ def source_checks(source: str, compared: bool = False) -> list[AssetChecksDefini
     ) -> AssetCheckResult:
         if not change_feed.subscribers:
             return AssetCheckResult(passed=True, description="no webhook subscribers configured")
+        if unsynced := _not_synced_yet(catalog, AssetCheckSeverity.ERROR):
+            return unsynced
         engine = catalog.reader()
         alert_after = change_feed.settings.alert_after_attempts
         failing, oldest = webhooks.failing_deliveries(engine, alert_after, source)
@@ -159,6 +186,8 @@ def source_checks(source: str, compared: bool = False) -> list[AssetChecksDefini
     def price_agreement(
         context: AssetCheckExecutionContext, catalog: CatalogDatabase
     ) -> AssetCheckResult:
+        if unsynced := _not_synced_yet(catalog, AssetCheckSeverity.WARN):
+            return unsynced
         with catalog.reader().begin() as connection:
             disagreements = price_disagreements(connection, source, catalog.policy.tolerance)
         return AssetCheckResult(

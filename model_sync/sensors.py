@@ -27,7 +27,7 @@ from model_sync.resources import CatalogDatabase, ChangeFeed, GatewayClient
 from model_sync.schedules import ai_models_sync_job, source_run_request
 from model_sync.service import transform_version
 from model_sync.sources import get_source
-from model_sync.store.runs import last_successful_sync
+from model_sync.store.runs import catalog_created, last_successful_sync
 
 SENSOR_NAME = "webhook_delivery_sensor"
 
@@ -50,6 +50,9 @@ def webhook_delivery_sensor(enabled: bool, interval_seconds: int = 60) -> Sensor
             return SkipReason("no webhook subscribers configured")
         # The outbox is written by syncs, which migrate; a sensor only reads and updates it.
         engine = catalog.reader()
+        with engine.connect() as connection:
+            if not catalog_created(connection):
+                return SkipReason("nothing to deliver: the catalog has not been synced yet")
         report = change_feed.deliver(engine)
         for error in report.errors:
             context.log.warning(f"webhook delivery failed, will retry: {error}")
@@ -134,7 +137,9 @@ def change_sensor(source: str, interval_seconds: int, enabled: bool) -> SensorDe
             return SkipReason(f"unchanged: {fetched.url} answered 304 Not Modified")
         polled = PollState(fetched.etag, fetched.last_modified, fetched.sha256)
         with catalog.reader().connect() as connection:
-            last = last_successful_sync(connection, source)
+            # A fresh database (no schema until the first sync migrates it) is "never synced":
+            # the first poll launches the first sync.
+            last = last_successful_sync(connection, source) if catalog_created(connection) else None
         version = transform_version(get_source(source))
         if last is not None and (last.body_sha256, last.transform_version) == (
             fetched.sha256,

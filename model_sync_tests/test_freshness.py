@@ -8,12 +8,13 @@ import hashlib
 import json
 import time
 
+import psycopg
 import pytest
 from dagster import AssetKey, RunRequest, build_sensor_context
 from werkzeug import Response
 
 from model_sync.definitions import build_definitions
-from model_sync.resources import CatalogDatabase, GatewayClient
+from model_sync.resources import CatalogDatabase, ChangeFeed, GatewayClient
 from model_sync.schedules import SYNC_JOB_NAME
 from model_sync.sensors import change_sensor_name
 from model_sync.service import transform_version
@@ -222,3 +223,34 @@ def test_polling_is_on_with_the_schedule_and_off_at_zero(settings):
     assert stopped.resolve_sensor_def(SENSOR).default_status.value == "STOPPED"
     off = build_definitions(settings.model_copy(update={"poll_seconds": 0}))
     assert SENSOR not in {s.name for s in off.sensors}
+
+
+def test_the_first_poll_of_a_fresh_database_launches_the_first_sync(
+    settings, httpserver, empty_database_url
+):
+    """`dagster dev` on a new machine: the database has no schema until the first sync migrates
+    it, and the sensors only read. The change sensor takes that as "never synced" (a run, not
+    a tick error), and the webhook sensor has nothing to deliver yet."""
+    fresh = configure(
+        settings.model_copy(update={"database_url": empty_database_url}),
+        httpserver.url_for(PATH),
+        webhook_urls=["http://127.0.0.1:9/hook"],
+        webhook_secret="a-webhook-signing-secret",
+    )
+    serve(httpserver, snapshot_bytes(OLD))
+    request = only_request(poll(fresh))
+    assert request.run_key == (
+        f"vercel:{sha(snapshot_bytes(OLD))}:{transform_version(get_source('vercel'))}"
+    )
+    webhook_sensor = build_definitions(fresh).resolve_sensor_def("webhook_delivery_sensor")
+    resources = {
+        "catalog": CatalogDatabase.from_settings(fresh),
+        "change_feed": ChangeFeed.from_settings(fresh),
+    }
+    with build_sensor_context(resources=resources) as context:
+        data = webhook_sensor.evaluate_tick(context)
+    assert not data.run_requests
+    assert data.skip_message == "nothing to deliver: the catalog has not been synced yet"
+    # Neither sensor created anything: readers never migrate.
+    with psycopg.connect(empty_database_url) as db:
+        assert db.execute("SELECT to_regclass('model_sync_runs')").fetchone() == (None,)

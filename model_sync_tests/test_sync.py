@@ -10,6 +10,7 @@ import json
 import time
 from decimal import Decimal
 
+import psycopg
 import pytest
 from dagster import AssetCheckSeverity, AssetKey
 
@@ -603,3 +604,44 @@ def test_stats_check_fails_when_no_model_is_active(database_url, db, tmp_path):
     assert not result.passed
     assert "no active models" in result.description
     assert result.metadata["lastSyncDate"].value == "never"
+
+
+def test_every_check_run_before_the_first_sync_fails_plainly(empty_database_url, tmp_path):
+    """A user who opens the asset-check page of a fresh deployment and executes a check: the
+    checks only read, so the schema does not exist yet — each says so instead of a missing-table
+    error, and nothing is created."""
+    from dagster import AssetCheckSeverity, build_asset_check_context
+
+    from model_sync.checks import source_checks
+    from model_sync.resources import CatalogDatabase, ChangeFeed
+    from model_sync.settings import Settings, WebhookSettings
+
+    catalog = CatalogDatabase(
+        database_url=empty_database_url, data_dir=str(tmp_path), connect_timeout_seconds=5
+    )
+    feed = ChangeFeed.from_settings(
+        Settings(
+            webhooks=WebhookSettings(
+                urls=["http://127.0.0.1:9/hook"], secret="a-webhook-signing-secret"
+            )
+        )
+    )
+    severities = {}
+    for check in source_checks(SOURCE, compared=True):
+        resources = {"catalog": catalog}
+        if "change_feed" in check.required_resource_keys:
+            resources["change_feed"] = feed
+        result = check(build_asset_check_context(), **resources)
+        assert not result.passed
+        assert result.description == (
+            "the catalog has not been synced yet: materialize the source's assets"
+        )
+        severities[check.check_key.name] = result.severity
+    assert severities == {
+        "ai_models_sync_stats": AssetCheckSeverity.ERROR,
+        "ai_models_schema_drift": AssetCheckSeverity.WARN,
+        "ai_models_webhook_deliveries": AssetCheckSeverity.ERROR,
+        "ai_models_price_agreement": AssetCheckSeverity.WARN,
+    }
+    with psycopg.connect(empty_database_url) as db:
+        assert db.execute("SELECT to_regclass('model_sync_runs')").fetchone() == (None,)

@@ -108,6 +108,14 @@ class LastSync:
     schema_drift: dict[str, Any] | None
 
 
+def catalog_created(connection: Connection) -> bool:
+    """Whether the catalog's schema exists. Readers never migrate: before the first sync of a
+    fresh database there is nothing to read, which a reader takes as "never synced"."""
+    return bool(
+        connection.execute(text("SELECT to_regclass('model_sync_runs') IS NOT NULL")).scalar_one()
+    )
+
+
 def last_successful_sync(connection: Connection, source: str | None = None) -> LastSync | None:
     query = (
         select(
