@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 
+import psycopg
 import pytest
 
-from model_sync_tests.apitools import REPO, clean_env, executable
+from model_sync_tests.apitools import REPO, clean_env, executable, free_port, start
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_path
 
 OLD, NEW = "models-2025-11-18.json", "models-2026-03-05.json"
@@ -136,3 +138,63 @@ def test_an_unreachable_test_server_that_was_asked_for_fails_clearly(tmp_path):
     output = result.stdout + result.stderr
     assert "cannot reach the test Postgres at postgresql://postgres@127.0.0.1:9/postgres" in output
     assert os.environ.get("MODEL_SYNC_TEST_ADMIN_URL") != env["MODEL_SYNC_TEST_ADMIN_URL"]
+
+
+def test_dagster_dev_alone_syncs_a_fresh_database_and_follows_a_change(
+    empty_database_url, httpserver, tmp_path
+):
+    """README "Fresh within a minute": `dagster dev` with nothing else running keeps the catalog
+    fresh. On a new machine the database has no schema yet: the change sensor's first poll
+    launches the first sync, and a changed response is synced on a later poll. (Polling every
+    5 s here instead of the default 60 s, through the documented MODEL_SYNC_POLL_SECONDS.)"""
+    from werkzeug import Response
+
+    def serve(name: str) -> None:
+        httpserver.clear()
+        httpserver.expect_request("/v1/models").respond_with_response(
+            Response(snapshot_bytes(name), content_type="application/json")
+        )
+
+    def active() -> int | None:
+        try:
+            with psycopg.connect(empty_database_url, connect_timeout=5) as db:
+                if db.execute("SELECT to_regclass('ai_models')").fetchone() == (None,):
+                    return None
+                return db.execute("SELECT count(*) FROM ai_models WHERE is_active").fetchone()[0]
+        except psycopg.Error:
+            return None
+
+    def wait_for(count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while active() != count:
+            assert process.popen.poll() is None, process.output()[-3000:]
+            assert time.monotonic() < deadline, (active(), process.output()[-3000:])
+            time.sleep(1)
+
+    # Models served per snapshot, counted from the raw JSON.
+    old_ids = {model["id"] for model in json.loads(snapshot_bytes(OLD))["data"]}
+    new_ids = {model["id"] for model in json.loads(snapshot_bytes(NEW))["data"]}
+    serve(OLD)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = clean_env(
+        DAGSTER_HOME=str(home),
+        MODEL_SYNC_DATABASE_URL=empty_database_url,
+        MODEL_SYNC_GATEWAY_URL=httpserver.url_for("/v1/models"),
+        MODEL_SYNC_POLL_SECONDS="5",
+    )
+    command = [executable("dagster"), "dev", "-m", "model_sync.definitions", "-p", str(free_port())]
+    process = start(command, env, REPO, tmp_path / "dagster-dev.log")
+    try:
+        wait_for(len(old_ids), timeout=240)
+        serve(NEW)
+        # Still active: models the new response dropped are deactivated, not deleted.
+        wait_for(len(new_ids), timeout=240)
+    finally:
+        assert process.stop(timeout=60) < 60
+    with psycopg.connect(empty_database_url) as db:
+        syncs = db.execute(
+            "SELECT count(*) FROM model_sync_runs WHERE status = 'success'"
+        ).fetchone()[0]
+    assert syncs == 2  # one sync per distinct body, however many polls
