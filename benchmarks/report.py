@@ -60,6 +60,57 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def missed_reasons(results: dict[str, Any]) -> list[str]:
+    """For each missed target: what the figures say about why, and what would meet it."""
+    notes = []
+    for name in ("first load", "change sync"):
+        real, large = _scenario(results, name, "real"), _scenario(results, name, "40k")
+        ratio = large["wall_s"] / real["wall_s"]
+        if ratio <= 2:
+            continue
+        work = sum(large["phases_s"].values())
+        fixed = large["wall_s"] - work
+        budget = 2 * real["wall_s"] - fixed
+        notes.append(
+            f"- **{name}, {ratio:.2f}× (target 2×).** Both runs pay the same fixed cost — "
+            f"Dagster's process start-up, code loading, run events and checks: "
+            f"{real['wall_s'] - sum(real['phases_s'].values()):.1f} s of the real run's "
+            f"{real['wall_s']:.1f} s. The 40,000-model run adds {work:.1f} s of sync work "
+            f"(transform {large['phases_s']['transform']:.1f} s, load "
+            f"{large['phases_s']['load']:.1f} s, archive {large['phases_s']['archive']:.2f} s). "
+            f"Meeting 2× needs that work within {budget:.1f} s, {work - budget:.1f} s less; "
+            f"a transform at the 40,000 models/s target (1.0 s) would save "
+            f"{large['phases_s']['transform'] - 1:.1f} s"
+            + (
+                " — enough on its own."
+                if large["phases_s"]["transform"] - 1 >= work - budget
+                else ", and the rest would have to come from the load, already within 1.5× "
+                "of its floor (or from Dagster's fixed cost, which both runs share)."
+            )
+        )
+    rate = results["transform"]["large_models_per_s"]
+    if rate < 40_000:
+        notes.append(
+            f"- **transform, {rate:,.0f} models/s (target 40,000).** Every model is validated "
+            "by pydantic (one `model_validate` per model, so a bad model is set aside with "
+            "its reason and a bad optional field costs only its columns), each price parsed "
+            "to an exact `Decimal`, checked for storability (one orjson pass) and mapped to "
+            "the catalog row, and every key path profiled for drift. Under cProfile at 40,000 "
+            "models (inclusive, non-overlapping shares of `normalize`): mapping to the row "
+            "≈ 37 %, pydantic validation with the price and date parsers ≈ 27 %, the drift "
+            "profile ≈ 13 %, the storability check ≈ 5 %, the rest building the frame. On the "
+            "real response replicated 20× it runs at "
+            f"{results['transform']['real_models_per_s']:,.0f} models/s — but there every "
+            "value repeats, so the per-text parse caches and per-shape profile do almost all "
+            "the work; 40,000 models with distinct ids and prices is the honest figure. "
+            "Reaching 40,000/s would take validating the whole list in one pydantic call "
+            "(a `TypeAdapter(list[...])`, re-validating only the failing entries to keep "
+            "per-model reasons) and building the frame's columns directly instead of a dict "
+            "per row."
+        )
+    return notes
+
+
 def end_to_end_table(results: dict[str, Any]) -> str:
     rows = []
     for name in SCENARIOS:
@@ -128,6 +179,11 @@ def write_report(results: dict[str, Any], markdown: Path, plot: Path) -> None:
         "",
         _table(["what", "target", "measured", ""], targets(results)),
         "",
+        *(
+            ["### Missed targets: why, and what would meet them", "", *missed_reasons(results), ""]
+            if missed_reasons(results)
+            else []
+        ),
         "## The README's main command end to end",
         "",
         "`dagster asset materialize -m model_sync.definitions --select '*'` as a process (a "
