@@ -53,7 +53,7 @@ from model_sync.store.sync import (
     sync_catalog,
     take_sync_lock,
 )
-from model_sync.transform import NormalizedModels, normalize
+from model_sync.transform import NormalizedModels, cycle_collection_paused, normalize
 
 _PACKAGE = Path(__file__).resolve().parent
 # The code that decides what a body means. A change to any of it (or to pydantic, or to the
@@ -78,11 +78,14 @@ def _transform_version(source_module: str) -> str:
 
 def read_response(source: Source, fetched: FetchedBody) -> NormalizedModels:
     """Decode and check the body as ``source`` serves it, then normalize every entry."""
-    try:
-        entries = source.entries(decode_json(fetched.body))
-    except ResponseError as error:
-        raise fetched.error(str(error)) from None
-    return normalize(source, entries)
+    # Decoding builds a container per served object: the same collector walks the
+    # transform pauses for (see cycle_collection_paused) would repeatedly scan the tree.
+    with cycle_collection_paused():
+        try:
+            entries = source.entries(decode_json(fetched.body))
+        except ResponseError as error:
+            raise fetched.error(str(error)) from None
+        return normalize(source, entries)
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,10 @@ def sync_response(
     )
     clock = time.monotonic()
     try:
-        result = sync_catalog(engine, request, started_at)
+        # The load builds staging text and compares rows for every model: the same bulk
+        # allocation pattern as the transform, with the whole response still alive.
+        with cycle_collection_paused():
+            result = sync_catalog(engine, request, started_at)
     except (SyncRefused, SQLAlchemyError) as error:
         refused = isinstance(error, SyncRefused)
         message = str(error) if refused else describe_database_error(error)

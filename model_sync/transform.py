@@ -18,8 +18,10 @@ declaration (``Source.essential_fields``, ``Source.field_columns``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -203,6 +205,27 @@ def _failed_fields(error: ValidationError) -> set[str]:
     return {str(detail["loc"][0]) if detail["loc"] else "" for detail in error.errors()}
 
 
+@contextlib.contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one bulk pass over a catalog.
+
+    Validating and mapping a catalog allocates a few objects per served value (pydantic
+    models, rows, Decimals), and every few hundred allocations the collector walks the
+    tracked objects — the whole decoded response included — looking for reference cycles
+    that these passes never create. Measured on a 40,000-model response, those walks were
+    a third of the transform's time. Everything allocated here is still freed by reference
+    counting as usual; only cycle detection waits until the pass ends (the collector is
+    process-wide, so it is re-enabled only if it was enabled before).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def normalize(source: Source, entries: Iterable[RawEntry]) -> NormalizedModels:
     """Validate and map every served entry of ``source``; set aside what cannot be used.
 
@@ -210,6 +233,11 @@ def normalize(source: Source, entries: Iterable[RawEntry]) -> NormalizedModels:
     ``(source, model_id)``, and silently letting a later entry win would make the stored
     price depend on list order.
     """
+    with cycle_collection_paused():
+        return _normalize(source, entries)
+
+
+def _normalize(source: Source, entries: Iterable[RawEntry]) -> NormalizedModels:
     rows: list[dict[str, Any]] = []
     broken: list[BrokenModel] = []
     skipped: list[SkippedModel] = []

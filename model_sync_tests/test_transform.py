@@ -964,3 +964,45 @@ def test_missing_object_values_are_none_even_beside_present_ones() -> None:
         assert bare_row[column] is None, f"{column}: {bare_row[column]!r}"
     for _, _, column in TOKEN_PRICES:
         assert bare_row[column] is None, f"{column}: {bare_row[column]!r}"
+
+
+# --- the cycle collector paused for one pass ---------------------------------------------------
+# The collector is process-wide: a transform that left it off would let every later reference
+# cycle in the process (a Dagster run worker, the API) leak until exit.
+
+
+def test_normalize_runs_with_the_cycle_collector_paused_and_restores_it() -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    class Probe(dict):
+        """A served model that records whether the collector is on while it is read."""
+
+        def items(self):  # noqa: ANN202 - the transform reads the model's keys once or more
+            seen.append(gc.isenabled())
+            return super().items()
+
+    assert gc.isenabled()
+    result = normalize_models([Probe({"id": "acme/probe", "pricing": {}})], VERCEL)
+    assert list(result.frame["model_id"]) == ["acme/probe"]
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+
+def test_the_cycle_collector_is_restored_after_an_error_and_left_off_if_it_was_off() -> None:
+    import gc
+
+    from model_sync.transform import cycle_collection_paused
+
+    with pytest.raises(RuntimeError), cycle_collection_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a failing pass")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cycle_collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
