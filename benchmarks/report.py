@@ -216,7 +216,14 @@ def write_report(results: dict[str, Any], markdown: Path, plot: Path) -> None:
         "COPY of the new rows, their `created` change rows, their first history versions, the "
         f"run row) against **{load['floor_s']:.2f} s** for the durable COPY of the very same "
         "rows into same-shaped, indexed, logged copies of the three tables and a commit — the "
-        f"fair floor: **{load['load_s'] / load['floor_s']:.2f}×**.",
+        f"fair floor: **{load['load_s'] / load['floor_s']:.2f}×**"
+        + (
+            f" (medians of {len(load['loads_s'])} pairs; loads "
+            f"{', '.join(f'{x:.2f}' for x in load['loads_s'])} s, floors "
+            f"{', '.join(f'{x:.2f}' for x in load['floors_s'])} s)."
+            if "loads_s" in load
+            else "."
+        ),
         "",
         "The old module's way for the same rows — one statement per model (look it up, insert "
         "it, its history version, its change row), in one transaction — as the baseline:",
