@@ -52,6 +52,12 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+def _factor_text(factor: Decimal) -> str:
+    """Three significant digits, written plainly: an exact 10× move is ``10``, not the
+    ``1e+1`` that formatting the quotient ``Decimal('1E+1')`` with ``.3g`` gives."""
+    return format(Decimal(format(factor, ".3g")), "f")
+
+
 def assess_price_change(
     change: PriceChange, fail_factor: Decimal, warn_factor: Decimal
 ) -> Finding | None:
@@ -70,11 +76,11 @@ def assess_price_change(
     if old == 0:
         return finding(WARN, "a free price became paid") if new > 0 else None
     factor = max(new / old, old / new)
-    direction = "rose" if new > old else "fell"
+    moved = f"{'rose' if new > old else 'fell'} by a factor of {_factor_text(factor)}"
     if factor > fail_factor:
-        return finding(FAIL, f"{direction} by a factor of {factor:.3g} (limit {fail_factor})")
+        return finding(FAIL, f"{moved} (limit {fail_factor})")
     if factor > warn_factor:
-        return finding(WARN, f"{direction} by a factor of {factor:.3g}")
+        return finding(WARN, moved)
     return None
 
 

@@ -164,6 +164,25 @@ def test_a_refusal_names_model_field_old_and_new_in_plain_decimals() -> None:
 
 
 @pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        # Quotients whose Decimal exponent is positive (2E-5 / 2E-6 is 1E+1) used to read
+        # "by a factor of 1e+1"; each expected text is the factor by hand, 3 significant digits.
+        ("0.000002", "0.00002", "rose by a factor of 10"),
+        ("0.00002", "0.000002", "fell by a factor of 10"),
+        ("2.5", "26", "rose by a factor of 10.4 (limit 10)"),
+        ("0.001", "1", "rose by a factor of 1000 (limit 10)"),
+        ("3", "10", "rose by a factor of 3.33"),
+        ("0.3", "0.09", "fell by a factor of 3.33"),
+    ],
+)
+def test_the_factor_is_written_plainly_with_three_significant_digits(old, new, reason) -> None:
+    finding = assess(old, new)
+    assert finding is not None
+    assert finding.reason == reason
+
+
+@pytest.mark.parametrize(
     ("old", "new", "direction"),
     [("1", "10", "rose"), ("10", "1", "fell"), ("1", "11", "rose"), ("11", "1", "fell")],
 )
