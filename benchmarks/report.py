@@ -232,7 +232,7 @@ def write_report(results: dict[str, Any], markdown: Path, plot: Path) -> None:
             ["models", "per-model loop", "ours (load phase, scaled)", "ours faster by"],
             [
                 [
-                    f"{size:,}",
+                    f"{int(size):,}",
                     f"{seconds:.2f} s",
                     f"{load['load_s'] * int(size) / 40_000:.2f} s",
                     f"{seconds / (load['load_s'] * int(size) / 40_000):.1f}×",
