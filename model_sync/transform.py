@@ -128,7 +128,7 @@ class NormalizedModels:
 MAX_NESTING = 254
 
 
-def _unstorable_value(value: Any) -> str | None:
+def unstorable_value(value: Any) -> str | None:
     """Where ``value`` holds what Postgres cannot store, if anywhere.
 
     Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8, and ``jsonb`` refuses
@@ -176,7 +176,7 @@ def _decimals_only(value: Any) -> Any:
 
 
 def _storable_problem(raw: dict[str, Any]) -> str | None:
-    """The fast check behind :func:`_unstorable_value`: one C-speed serialization per model
+    """The fast check behind :func:`unstorable_value`: one C-speed serialization per model
     (orjson refuses lone surrogates, NonFinite numbers and nesting past ``MAX_NESTING``).
 
     Only when it finds something, or the text holds what may hide a problem, is the model
@@ -187,8 +187,8 @@ def _storable_problem(raw: dict[str, Any]) -> str | None:
         text = orjson.dumps(raw, default=_decimals_only)
     except TypeError:  # orjson.JSONEncodeError is one
         # Integers past 64 bits are storable; the walk says whether anything else is wrong.
-        return _unstorable_value(raw)
-    return _unstorable_value(raw) if b"\\u0000" in text or b"null" in text else None
+        return unstorable_value(raw)
+    return unstorable_value(raw) if b"\\u0000" in text or b"null" in text else None
 
 
 def _describe(error: ValidationError) -> str:

@@ -13,9 +13,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from model_sync.api.schemas import CostOut, CostResult, CostsRequest, CostsResponse, UsageRecord
 from model_sync.costing import Usage, UsageError, exact_text
-from model_sync.sources.base import ResponseError, decode_json
+from model_sync.sources.base import ResponseError, decode_json, storable_text
 from model_sync.store.costs import NoPrice, cost_in_sql, resolve_model
 from model_sync.store.database import describe_database_error
+from model_sync.transform import unstorable_value
 
 logger = logging.getLogger("model_sync.api")
 
@@ -69,6 +70,24 @@ def _body_too_large() -> JSONResponse:
 
 
 def _price_record(connection, index: int, record: UsageRecord) -> CostResult:
+    # Text Postgres cannot hold (NUL, a lone surrogate) would fail the shared read
+    # transaction — the whole batch answered 503 for one record. It is that record's error,
+    # and its ids are echoed escaped so the answer itself can be written as UTF-8 JSON.
+    problem = unstorable_value(
+        {
+            "source": record.source,
+            "model_id": record.model_id,
+            "canonical_model_id": record.canonical_model_id,
+            "usage": record.usage,
+        }
+    )
+    if problem:
+        return CostResult(
+            index=index,
+            source=None if record.source is None else storable_text(record.source),
+            model_id=None if record.model_id is None else storable_text(record.model_id),
+            error=f"{problem}, which no catalog row can hold",
+        )
     try:
         Usage.parse(record.usage)  # a clear message for a bad usage object, before any SQL
         if record.model_id is not None:
