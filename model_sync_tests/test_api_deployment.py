@@ -163,6 +163,10 @@ def check_every_endpoint(api, url, server, keys, deployment, db, *, first: bool)
     assert stats.json()["lastSyncDate"].endswith("Z")
     again = httpx.get(f"{url}{RUNS}/{run_id}", headers=headers)
     assert again.status_code == 200 and again.json()["result"] == result
+    # An id no run can have: the Postgres-backed instance raised on the NUL (a 500) before.
+    for unknown in ("0" * 36, "a%00b"):
+        missing = httpx.get(f"{url}{RUNS}/{unknown}", headers=headers)
+        assert (missing.status_code, missing.json()) == (404, {"error": "not found"}), unknown
     assert db.execute(
         "SELECT subject, status_code, outcome FROM api_sync_requests WHERE run_id = %s",
         (run_id,),

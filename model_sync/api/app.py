@@ -31,6 +31,7 @@ from model_sync.store import database
 from model_sync.store.database import describe_database_error
 from model_sync.store.runs import catalog_stats, iso_utc, last_successful_sync
 from model_sync.store.tables import api_sync_requests
+from model_sync.transform import unstorable_value
 
 logger = logging.getLogger("model_sync.api")
 
@@ -244,6 +245,10 @@ def create_app(settings: Settings, verifier: TokenVerifier | None, backend: Sync
     async def sync_run(
         run_id: str, claims: Annotated[dict[str, Any], Depends(authenticated)]
     ) -> JSONResponse:
+        # No run's id holds NUL or a lone surrogate, and a Postgres-backed instance raises on
+        # them (a 500) instead of finding nothing.
+        if unstorable_value(run_id):
+            return JSONResponse({"error": "not found"}, status_code=404)
         response, _ = await _wait_for(run_id, 0)
         return response
 
