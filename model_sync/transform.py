@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,7 +30,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from model_sync.drift import SchemaProfile, profile_models
-from model_sync.sources.base import RawEntry, Source, parse_model_id, storable_text
+from model_sync.sources.base import (
+    RawEntry,
+    Source,
+    parse_model_id,
+    storable_text,
+    unstorable_value,
+)
 
 # The catalog columns the transform produces, in order, with their pandas dtypes. Integers and
 # flags use pandas' nullable dtypes so a missing value stays missing instead of turning the
@@ -122,51 +127,6 @@ class NormalizedModels:
         return int(self.frame["stale_reason"].notna().sum()) if len(self.frame) else 0
 
 
-# Levels of nesting a stored model may have: orjson's limit, which keeps every step after the
-# transform (orjson, the standard library's encoder, Postgres's jsonb parser) within its stack.
-# Real catalogs nest four levels.
-MAX_NESTING = 254
-
-
-def unstorable_value(value: Any) -> str | None:
-    """Where ``value`` holds what Postgres cannot store, if anywhere.
-
-    Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8, and ``jsonb`` refuses
-    NaN and infinities (which Python's JSON parser lets through); one such value would abort
-    the whole write transaction, so the model carrying it is set aside up front. The walk is
-    iterative, so a hostile nesting depth gets a reason rather than a RecursionError.
-    """
-    pending: list[tuple[Any, str, int]] = [(value, "", 0)]
-    while pending:
-        item, path, depth = pending.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return f"{path or 'value'} is not a finite number ({item!r})"
-        if isinstance(item, str):
-            if "\x00" in item:
-                return f"{path or 'value'} contains a NUL character"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return f"{path or 'value'} contains invalid unicode (a lone surrogate)"
-        elif isinstance(item, dict | list):
-            if depth >= MAX_NESTING:
-                return f"{path or 'value'} is nested more than {MAX_NESTING} levels deep"
-            if isinstance(item, dict):
-                members = item.items()
-                for key, _ in members:
-                    pending.append((key, f"{path}.<key>" if path else "<key>", depth + 1))
-                pending.extend(
-                    (member, f"{path}.{key}" if path else str(key), depth + 1)
-                    for key, member in members
-                )
-            else:
-                pending.extend(
-                    (member, f"{path}[{position}]", depth + 1)
-                    for position, member in enumerate(item)
-                )
-    return None
-
-
 def _decimals_only(value: Any) -> Any:
     # A JSON number read as a Decimal is storable; anything else orjson cannot write (a
     # NonFinite NaN, say) is a reason to look closer.
@@ -213,9 +173,9 @@ def cycle_collection_paused() -> Iterator[None]:
     models, rows, Decimals), and every few hundred allocations the collector walks the
     tracked objects — the whole decoded response included — looking for reference cycles
     that these passes never create. Measured on a 40,000-model response, those walks were
-    a third of the transform's time. Everything allocated here is still freed by reference
-    counting as usual; only cycle detection waits until the pass ends (the collector is
-    process-wide, so it is re-enabled only if it was enabled before).
+    a fifth to a third of the transform's CPU time. Everything allocated here is still freed
+    by reference counting as usual; only cycle detection waits until the pass ends (the
+    collector is process-wide, so it is re-enabled only if it was enabled before).
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -27,11 +27,11 @@ from model_sync.api.schemas import (
 )
 from model_sync.auth import InvalidToken, TokenVerifier
 from model_sync.settings import Settings
+from model_sync.sources.base import unstorable_value
 from model_sync.store import database
 from model_sync.store.database import describe_database_error
 from model_sync.store.runs import catalog_stats, iso_utc, last_successful_sync
 from model_sync.store.tables import api_sync_requests
-from model_sync.transform import unstorable_value
 
 logger = logging.getLogger("model_sync.api")
 

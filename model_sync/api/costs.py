@@ -13,10 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from model_sync.api.schemas import CostOut, CostResult, CostsRequest, CostsResponse, UsageRecord
 from model_sync.costing import Usage, UsageError, exact_text
-from model_sync.sources.base import ResponseError, decode_json, storable_text
+from model_sync.sources.base import (
+    ResponseError,
+    decode_json,
+    storable_text,
+    unstorable_value,
+)
 from model_sync.store.costs import NoPrice, cost_in_sql, resolve_model
 from model_sync.store.database import describe_database_error
-from model_sync.transform import unstorable_value
 
 logger = logging.getLogger("model_sync.api")
 

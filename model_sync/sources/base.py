@@ -116,6 +116,51 @@ def storable_text(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# Levels of nesting a stored model may have: orjson's limit, which keeps every step after the
+# transform (orjson, the standard library's encoder, Postgres's jsonb parser) within its stack.
+# Real catalogs nest four levels.
+MAX_NESTING = 254
+
+
+def unstorable_value(value: Any) -> str | None:
+    """Where ``value`` holds what Postgres cannot store, if anywhere.
+
+    Postgres ``text`` and ``jsonb`` refuse U+0000 and invalid UTF-8, and ``jsonb`` refuses
+    NaN and infinities (which Python's JSON parser lets through); one such value would abort
+    the whole write transaction, so the model carrying it is set aside up front. The walk is
+    iterative, so a hostile nesting depth gets a reason rather than a RecursionError.
+    """
+    pending: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while pending:
+        item, path, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{path or 'value'} is not a finite number ({item!r})"
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"{path or 'value'} contains a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{path or 'value'} contains invalid unicode (a lone surrogate)"
+        elif isinstance(item, dict | list):
+            if depth >= MAX_NESTING:
+                return f"{path or 'value'} is nested more than {MAX_NESTING} levels deep"
+            if isinstance(item, dict):
+                members = item.items()
+                for key, _ in members:
+                    pending.append((key, f"{path}.<key>" if path else "<key>", depth + 1))
+                pending.extend(
+                    (member, f"{path}.{key}" if path else str(key), depth + 1)
+                    for key, member in members
+                )
+            else:
+                pending.extend(
+                    (member, f"{path}[{position}]", depth + 1)
+                    for position, member in enumerate(item)
+                )
+    return None
+
+
 class NonFinite(float):
     """``NaN``/``Infinity`` as Python's JSON parser lets them through: kept as a float (so a
     value check sees a non-finite number), of a type no JSON serializer writes — so the
