@@ -11,6 +11,7 @@ the catalog, and stops everything it started — also when something fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -163,6 +164,9 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+    # Its code servers outlive it, waiting out their heartbeat; they are ours to end.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     print("stopped dagster dev")
 
 

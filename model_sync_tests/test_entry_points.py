@@ -12,6 +12,7 @@ import time
 
 import psycopg
 import pytest
+from pytest_httpserver import HTTPServer
 
 from model_sync_tests.apitools import REPO, clean_env, executable, free_port, start
 from model_sync_tests.snapshots import snapshot_bytes, snapshot_path
@@ -140,8 +141,19 @@ def test_an_unreachable_test_server_that_was_asked_for_fails_clearly(tmp_path):
     assert os.environ.get("MODEL_SYNC_TEST_ADMIN_URL") != env["MODEL_SYNC_TEST_ADMIN_URL"]
 
 
+@pytest.fixture
+def own_gateway():
+    """A gateway server of this test's own, not the session's shared one: ``dagster dev`` polls
+    it in the background, and no poll may land in another test's request log."""
+    server = HTTPServer(host="127.0.0.1", port=free_port())
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
 def test_dagster_dev_alone_syncs_a_fresh_database_and_follows_a_change(
-    empty_database_url, httpserver, tmp_path
+    empty_database_url, own_gateway: HTTPServer, tmp_path
 ):
     """README "Fresh within a minute": `dagster dev` with nothing else running keeps the catalog
     fresh. On a new machine the database has no schema yet: the change sensor's first poll
@@ -150,8 +162,8 @@ def test_dagster_dev_alone_syncs_a_fresh_database_and_follows_a_change(
     from werkzeug import Response
 
     def serve(name: str) -> None:
-        httpserver.clear()
-        httpserver.expect_request("/v1/models").respond_with_response(
+        own_gateway.clear()
+        own_gateway.expect_request("/v1/models").respond_with_response(
             Response(snapshot_bytes(name), content_type="application/json")
         )
 
@@ -181,7 +193,7 @@ def test_dagster_dev_alone_syncs_a_fresh_database_and_follows_a_change(
     env = clean_env(
         DAGSTER_HOME=str(home),
         MODEL_SYNC_DATABASE_URL=empty_database_url,
-        MODEL_SYNC_GATEWAY_URL=httpserver.url_for("/v1/models"),
+        MODEL_SYNC_GATEWAY_URL=own_gateway.url_for("/v1/models"),
         MODEL_SYNC_POLL_SECONDS="5",
     )
     command = [executable("dagster"), "dev", "-m", "model_sync.definitions", "-p", str(free_port())]
