@@ -197,7 +197,15 @@ SELECT :sync_id, source, model_id, change_type, field, old_value, new_value,
             THEN round((new_price - old_price) / old_price, 6) END,
        :as_of
 FROM field_diff
-UNION ALL
+"""
+
+# A model that is new and already stale (a broken optional field) says so after its
+# ``created`` row. Run only when the new rows hold one: checked for every new model, the
+# lookup cost a fifth of a second per 40,000 models.
+RECORD_NEW_STALE = """
+INSERT INTO ai_model_changes
+    (sync_id, source, model_id, change_type, field, old_value, new_value, relative_change,
+     detected_at)
 SELECT :sync_id, :source, model_id, 'stale', NULL, NULL, to_jsonb(stale_reason), NULL, :as_of
 FROM ai_models
 WHERE source = :source AND stale_reason IS NOT NULL

@@ -48,6 +48,7 @@ from model_sync.store.tables import ai_model_changes, ai_models
 from model_sync.transform import FRAME_COLUMNS, NormalizedModels, SkippedModel
 
 STAGING_TYPES = {"kept_columns": ARRAY(Text)}
+SYNC_WORK_MEM = "64MB"
 
 
 class SyncRefused(RuntimeError):
@@ -250,9 +251,10 @@ def _stage(connection: Connection, request: SyncRequest, known: set[str]) -> lis
 
 def _insert_new_models(
     connection: Connection, request: SyncRequest, known: set[str], as_of: datetime
-) -> None:
+) -> bool:
     """COPY models the catalog has never held straight into ``ai_models`` — one write per row
-    instead of staging and copying again — and list them as ``created`` in the diff.
+    instead of staging and copying again — and list them as ``created`` in the diff. Returns
+    whether any of them is stale already.
 
     Only syncs (holding this source's lock) insert rows, and the keys were read under that
     lock, so none of these can exist; if one somehow does, the unique key fails the COPY and
@@ -261,7 +263,7 @@ def _insert_new_models(
     frame = request.models.frame
     new = ~frame["model_id"].isin(known)
     if not new.any():
-        return
+        return False
     new_frame = frame if new.all() else frame[new]
     lifecycle = {
         "is_active": True,
@@ -280,10 +282,10 @@ def _insert_new_models(
         text(sql.RECORD_CREATED),
         {"source": request.source.name, "ids": json_text(new_frame["model_id"].tolist())},
     )
-    if new_frame["stale_reason"].notna().any():
-        connection.execute(
-            text(sql.MARK_NEW_STALE), {"source": request.source.name, "as_of": as_of}
-        )
+    if not new_frame["stale_reason"].notna().any():
+        return False
+    connection.execute(text(sql.MARK_NEW_STALE), {"source": request.source.name, "as_of": as_of})
+    return True
 
 
 def _record_meter_rules(connection: Connection, source: Source) -> None:
@@ -461,6 +463,11 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
     source = request.source.name
     with engine.begin() as connection:
         set_timeouts(connection, request.policy)
+        # The diff joins whole catalogs: with the default 4 MB, a 40,000-model join spills to
+        # disk in batches. SET LOCAL, so it ends with this transaction.
+        connection.execute(
+            text("SELECT set_config('work_mem', :size, true)"), {"size": SYNC_WORK_MEM}
+        )
         take_sync_lock(connection, source, request.policy.concurrent_sync)
         as_of = _effective_time(connection, request)
         known = _known_models(connection, source)
@@ -478,9 +485,11 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
         skipped = [*request.models.skipped, *never_held]
         sync_id = start_run(connection, request.record(skipped), started_at)
         params = {"sync_id": sync_id, "run_id": request.run_id, "as_of": as_of, "source": source}
-        _insert_new_models(connection, request, known, as_of)
+        new_stale = _insert_new_models(connection, request, known, as_of)
         _record_meter_rules(connection, request.source)
         connection.execute(text(sql.RECORD_CHANGES), params)
+        if new_stale:
+            connection.execute(text(sql.RECORD_NEW_STALE), params)
         connection.execute(text(sql.UPDATE_CHANGED), params)
         connection.execute(text(sql.UPDATE_STALE_MARKS), params)
         connection.execute(text(sql.DEACTIVATE), params)
