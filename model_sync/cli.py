@@ -96,31 +96,40 @@ def _reprice(settings: Settings, args: argparse.Namespace) -> int:
     import csv
     from datetime import UTC, datetime
 
-    from model_sync.store.reprice import reprice_csv
+    import psycopg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from model_sync.store.reprice import parse_time, reprice_csv
 
     try:
-        at = (
-            datetime.now(UTC)
-            if args.at == "now"
-            else datetime.fromisoformat(args.at.replace("Z", "+00:00"))
-        )
-        if at.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-12-01T00:00:00Z)")
+        at = datetime.now(UTC) if args.at == "now" else parse_time(args.at)
     except ValueError as error:
         print(f"reprice: --at {args.at!r}: {error}", file=sys.stderr)
         return 2
     url = database.resolve_database_url(settings.database_url, settings.embedded_data_dir())
     engine = database.engine_for(url, settings.db_connect_timeout_seconds)
-    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    # The priced file appears whole or not at all: written beside --output and renamed over
+    # it on success, so a bad record or a lost database never truncates an existing file.
+    partial = Path(f"{args.output}.partial") if args.output else None
     try:
-        with open(args.usage, newline="") as usage:
-            count = reprice_csv(engine, csv.DictReader(usage), at, out)
-    except (OSError, ValueError) as error:
-        print(f"reprice stopped: {error}", file=sys.stderr)
+        out = partial.open("w", newline="") if partial else sys.stdout
+        try:
+            with open(args.usage, newline="") as usage:
+                count = reprice_csv(engine, csv.DictReader(usage), at, out)
+        finally:
+            if partial:
+                out.close()
+        if partial:
+            partial.replace(args.output)
+    except (OSError, ValueError, SQLAlchemyError, psycopg.Error) as error:
+        if partial:
+            partial.unlink(missing_ok=True)
+        reason = (
+            error if isinstance(error, OSError | ValueError)
+            else database.describe_database_error(error)
+        )  # fmt: skip
+        print(f"reprice stopped: {reason}", file=sys.stderr)
         return 1
-    finally:
-        if out is not sys.stdout:
-            out.close()
     print(f"priced {count} usage records at their time and at {at.isoformat()}", file=sys.stderr)
     return 0
 

@@ -375,6 +375,75 @@ def test_reprice_prices_last_month_at_todays_prices(priced, database_url, tmp_pa
     assert rows[1]["cost_at"] == "" and "was not served" in rows[1]["error"]
 
 
+HEADER = "source,model_id,ran_at,input_tokens,qualifiers\n"
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        pytest.param(
+            "vercel,a\x00b,2026-01-01T00:00:00Z,10,",
+            "line 2: model_id: value contains a NUL character",
+            id="nul-in-model-id",
+        ),
+        pytest.param(
+            "vercel,openai/gpt-4o,yesterday,10,",
+            "line 2: ran_at: 'yesterday' is not an ISO-8601 time",
+            id="postgres-special-time",
+        ),
+        pytest.param(
+            "vercel,openai/gpt-4o,2026-01-01T00:00:00,10,",
+            "line 2: ran_at: '2026-01-01T00:00:00' has no time zone",
+            id="time-without-zone",
+        ),
+        pytest.param(
+            "vercel,openai/gpt-4o,2026-01-01T00:00:00Z,ten,",
+            "line 2: input_tokens: count is not a decimal number: 'ten'",
+            id="count-not-a-number",
+        ),
+        pytest.param(
+            # A JSON escape for U+0000, which json.loads reads into a NUL character.
+            'vercel,openai/gpt-4o,2026-01-01T00:00:00Z,10,"{""size"": ""1024\\u0000x1024""}"',
+            "line 2: usage: qualifiers.size contains a NUL character",
+            id="nul-in-qualifier",
+        ),
+    ],
+)
+def test_reprice_refuses_a_bad_record_and_keeps_the_output_file(
+    database_url, tmp_path, record, message
+):
+    """A record Postgres would misread (``yesterday``, a zoneless time) or could not hold (NUL)
+    stops the run naming its line and field, before anything reaches the database, and the
+    file named by --output keeps what it held."""
+    usage = tmp_path / "usage.csv"
+    usage.write_text(HEADER + "vercel,openai/gpt-4o,2026-01-01T00:00:00Z,10,\n" + record + "\n")
+    out = tmp_path / "priced.csv"
+    out.write_text("last month's report\n")
+    env = {**os.environ, "MODEL_SYNC_DATABASE_URL": database_url}
+    done = run_cli("reprice", str(usage), "--at", "now", "--output", str(out), env=env)
+    assert done.returncode == 1
+    assert f"reprice stopped: {message.replace('line 2', 'line 3')}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert out.read_text() == "last month's report\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["priced.csv", "usage.csv"]
+
+
+def test_reprice_without_its_database_says_so_and_keeps_the_output_file(database_url, tmp_path):
+    usage = tmp_path / "usage.csv"
+    usage.write_text(HEADER + "vercel,openai/gpt-4o,2026-01-01T00:00:00Z,10,\n")
+    out = tmp_path / "priced.csv"
+    out.write_text("last month's report\n")
+    missing = database_url.rsplit("/", 1)[0] + "/model_sync_no_such_database"
+    env = {**os.environ, "MODEL_SYNC_DATABASE_URL": missing}
+    done = run_cli("reprice", str(usage), "--at", "now", "--output", str(out), env=env)
+    assert done.returncode == 1
+    assert "reprice stopped: OperationalError" in done.stderr
+    assert '"model_sync_no_such_database" does not exist' in done.stderr
+    assert "Traceback" not in done.stderr
+    assert out.read_text() == "last month's report\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["priced.csv", "usage.csv"]
+
+
 def test_the_readme_worked_example_and_last_month_query(priced, db):
     """README "Cost of any usage": the worked example, and the re-pricing query as printed."""
     usage = {"input_tokens": 150000, "cache_read_tokens": 60000, "output_tokens": 2000}

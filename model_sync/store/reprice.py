@@ -16,6 +16,7 @@ from typing import IO, Any
 from sqlalchemy import Engine, text
 
 from model_sync.costing import METERS, Usage
+from model_sync.sources.base import unstorable_value
 from model_sync.store.copy_text import escape
 
 REQUIRED = ("source", "model_id", "ran_at")
@@ -56,6 +57,19 @@ COPY (
 """
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time with its time zone (``Z`` or an offset), as a usage record or ``--at``
+    gives it. Nothing else: Postgres would also read ``yesterday``, ``epoch`` or a time with
+    no zone (in the session's zone), and a bill must not depend on such a guess."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 time") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (e.g. 2026-12-01T00:00:00Z)")
+    return value
+
+
 def usage_of(row: Mapping[str, str]) -> dict[str, Any]:
     """The usage object of one CSV row: its meter columns (blank = 0) and ``qualifiers``."""
     usage: dict[str, Any] = {
@@ -77,10 +91,22 @@ def reprice_csv(
         if missing:
             raise ValueError(f"line {position + 1}: missing {', '.join(missing)}")
         try:
+            try:
+                ran_at = parse_time(row["ran_at"]).isoformat()
+            except ValueError as error:
+                raise ValueError(f"ran_at: {error}") from None
             usage = usage_of(row)
+            # Text Postgres cannot hold (NUL, a lone surrogate) would abort the COPY.
+            for name, value in (("source", row["source"]), ("model_id", row["model_id"])):
+                problem = unstorable_value(value)
+                if problem:
+                    raise ValueError(f"{name}: {problem}")
+            problem = unstorable_value(usage)
+            if problem:
+                raise ValueError(f"usage: {problem}")
         except ValueError as error:
             raise ValueError(f"line {position + 1}: {error}") from None
-        fields = [str(position), row["source"], row["model_id"], row["ran_at"], json.dumps(usage)]
+        fields = [str(position), row["source"], row["model_id"], ran_at, json.dumps(usage)]
         lines.append("\t".join(escape(field) for field in fields) + "\n")
     writer = csv.writer(out)
     writer.writerow(OUTPUT)
