@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +29,42 @@ def _scenario(results: dict[str, Any], name: str, size_label: str) -> dict[str, 
     raise KeyError((name, size_label))
 
 
+def wall_ratio(results: dict[str, Any], name: str) -> float:
+    """40,000 models vs real for one scenario: the median of the rounds' own ratios when the
+    sizes took turns round by round (a burst of load skews one round, not one side), else the
+    ratio of the medians."""
+    real, large = _scenario(results, name, "real"), _scenario(results, name, "40k")
+    if results.get("paired_rounds") and len(real["walls"]) == len(large["walls"]):
+        return statistics.median(b / a for a, b in zip(real["walls"], large["walls"], strict=True))
+    return large["wall_s"] / real["wall_s"]
+
+
+def load_ratio(load: dict[str, Any]) -> float:
+    """The load vs its floor: the median of the pairs' ratios (each floor is measured on the
+    database its load just wrote), else the ratio of the medians."""
+    if load.get("loads_s") and len(load["loads_s"]) == len(load.get("floors_s", ())):
+        return statistics.median(
+            a / b for a, b in zip(load["loads_s"], load["floors_s"], strict=True)
+        )
+    return load["load_s"] / load["floor_s"]
+
+
 def targets(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name in ("first load", "change sync"):
-        real, large = _scenario(results, name, "real"), _scenario(results, name, "40k")
-        ratio = large["wall_s"] / real["wall_s"]
+        ratio = wall_ratio(results, name)
         rows.append([f"main command, 40,000 vs real, {name}", "≤ 2×", f"{ratio:.2f}×",
                      _verdict(ratio <= 2)])  # fmt: skip
     rate = results["transform"]["large_models_per_s"]
     rows.append(["transform, models/s (40,000 real-shaped)", "≥ 40,000", f"{rate:,.0f}",
                  _verdict(rate >= 40_000)])  # fmt: skip
-    load = results["load"]
-    ratio = load["load_s"] / load["floor_s"]
+    ratio = load_ratio(results["load"])
     rows.append(["load vs durable COPY of what it writes (40,000)", "≤ 1.5×", f"{ratio:.2f}×",
                  _verdict(ratio <= 1.5)])  # fmt: skip
     peak = results["memory_100k"]["peak_mib"]
     rows.append(["peak memory, main command at 100,000 models", "< 1 GiB", f"{peak:,.0f} MiB",
                  _verdict(peak < 1024)])  # fmt: skip
-    real, large = _scenario(results, "no change", "real"), _scenario(results, "no change", "40k")
-    ratio = large["wall_s"] / real["wall_s"]
+    ratio = wall_ratio(results, "no change")
     rows.append(
         ["no-change run, 40,000 vs real", "≤ 1.3×", f"{ratio:.2f}×", _verdict(ratio <= 1.3)]
     )
@@ -64,15 +82,28 @@ def missed_reasons(results: dict[str, Any]) -> list[str]:
     """For each missed target: what the figures say about why, and what would meet it."""
     notes = []
     load = results["load"]
-    load_ratio = load["load_s"] / load["floor_s"]
+    load_vs_floor = load_ratio(load)
     for name in ("first load", "change sync"):
         real, large = _scenario(results, name, "real"), _scenario(results, name, "40k")
-        ratio = large["wall_s"] / real["wall_s"]
+        ratio = wall_ratio(results, name)
         if ratio <= 2:
             continue
         work = sum(large["phases_s"].values())
         fixed = large["wall_s"] - work
         budget = 2 * real["wall_s"] - fixed
+        of_medians = large["wall_s"] / real["wall_s"]
+        if of_medians <= 2:
+            rounds = [b / a for a, b in zip(real["walls"], large["walls"], strict=True)]
+            notes.append(
+                f"- **{name}, {ratio:.2f}× (target 2×).** The median of the rounds' ratios; "
+                f"the medians of the runs give {of_medians:.2f}× ({large['wall_s']:.2f} s vs "
+                f"{real['wall_s']:.2f} s), and single rounds ranged "
+                f"{min(rounds):.2f}–{max(rounds):.2f}×: the miss is inside this machine's "
+                "round-to-round spread. A margin would come from the transform (at the 40,000 "
+                f"models/s target it would take 1.0 s instead of "
+                f"{large['phases_s']['transform']:.1f} s) or the load (see below)."
+            )
+            continue
         notes.append(
             f"- **{name}, {ratio:.2f}× (target 2×).** Both runs pay the same fixed cost — "
             f"Dagster's process start-up, code loading, run events and checks: "
@@ -87,11 +118,11 @@ def missed_reasons(results: dict[str, Any]) -> list[str]:
                 " — enough on its own."
                 if large["phases_s"]["transform"] - 1 >= work - budget
                 else ", and the rest would have to come from the load "
-                f"({load_ratio:.2f}× its floor here) or from Dagster's fixed cost, which both "
+                f"({load_vs_floor:.2f}× its floor here) or from Dagster's fixed cost, which both "
                 "runs share."
             )
         )
-    if load_ratio > 1.5:
+    if load_vs_floor > 1.5:
         spread = (
             f" The floor alone measured {min(load['floors_s']):.2f}–"
             f"{max(load['floors_s']):.2f} s across the pairs of this run."
@@ -99,7 +130,7 @@ def missed_reasons(results: dict[str, Any]) -> list[str]:
             else ""
         )
         notes.append(
-            f"- **load, {load_ratio:.2f}× its floor (target 1.5×).** The load writes the same "
+            f"- **load, {load_vs_floor:.2f}× its floor (target 1.5×).** The load writes the same "
             "rows as the floor and, on top, builds their COPY text in Python (one converter per "
             "column, about a quarter of the load's own time under cProfile at 40,000 models), "
             "runs the diff statements (fields, price points, versions), reads back the "
@@ -217,7 +248,13 @@ def write_report(results: dict[str, Any], markdown: Path, plot: Path) -> None:
         "(`benchmarks/synthetic.py`): a first load, then a change sync (5 % repriced, 1 % gone, "
         "1 % new), then the same response again (verified unchanged). The phases are the sync "
         "step's own (from its materialization); the rest is Dagster's process start-up, code "
-        "loading, the run's events and the checks.",
+        "loading, the run's events and the checks."
+        + (
+            " The sizes take turns round by round, and a ratio in the targets is the median of "
+            "the rounds' own ratios (the runs column lists each round in order)."
+            if results.get("paired_rounds")
+            else ""
+        ),
         "",
         end_to_end_table(results),
         "",
@@ -240,9 +277,10 @@ def write_report(results: dict[str, Any], markdown: Path, plot: Path) -> None:
         "COPY of the new rows, their `created` change rows, their first history versions, the "
         f"run row) against **{load['floor_s']:.2f} s** for the durable COPY of the very same "
         "rows into same-shaped, indexed, logged copies of the three tables and a commit — the "
-        f"fair floor: **{load['load_s'] / load['floor_s']:.2f}×**"
+        f"fair floor: **{load_ratio(load):.2f}×**"
         + (
-            f" (medians of {len(load['loads_s'])} pairs; loads "
+            f" (the median of {len(load['loads_s'])} pairs' ratios, each floor measured on the "
+            "database its load had just written; times are the medians of each side; loads "
             f"{', '.join(f'{x:.2f}' for x in load['loads_s'])} s, floors "
             f"{', '.join(f'{x:.2f}' for x in load['floors_s'])} s)."
             if "loads_s" in load

@@ -164,14 +164,19 @@ class Scenario:
 
 
 def end_to_end(folder: Path, sizes: dict[str, list[dict[str, Any]]], repeat: int) -> list[Scenario]:
+    """Each size's three commands, ``repeat`` times, the sizes taking turns within each round:
+    a burst of load on this shared machine then lands on one pair, not on every run of one
+    size, and the report compares each round's runs with each other (median of the ratios)."""
     profile = CatalogProfile.from_fixture()
-    scenarios: list[Scenario] = []
+    plans = []
     for label, models in sizes.items():
         changed, _ = mutate(models, profile, price_share=0.05, remove_share=0.01, new_share=0.01)
         first = write_response(models, folder, f"{label}-first.json")
         second = write_response(changed, folder, f"{label}-changed.json")
         by_name = {n: Scenario(n, len(models)) for n in ("first load", "change sync", "no change")}
-        for attempt in range(repeat):
+        plans.append((label, first, second, by_name))
+    for attempt in range(repeat):
+        for label, first, second, by_name in plans:
             with fresh_database() as url:
                 home = Path(tempfile.mkdtemp(prefix="bench_home_"))
                 try:
@@ -186,8 +191,7 @@ def end_to_end(folder: Path, sizes: dict[str, list[dict[str, Any]]], repeat: int
                             f"{run.peak_mib:.0f} MiB, {run.phases_ms}")  # fmt: skip
                 finally:
                     shutil.rmtree(home, ignore_errors=True)
-        scenarios.extend(by_name.values())
-    return scenarios
+    return [scenario for *_, by_name in plans for scenario in by_name.values()]
 
 
 # --- 2. the transform ------------------------------------------------------------------------
@@ -549,7 +553,7 @@ def save(results: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per end-to-end scenario")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per end-to-end scenario")
     parser.add_argument("--quiet-minutes", type=float, default=10, help="unchanged polls watched")
     parser.add_argument("--usage-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-dev", action="store_true", help="skip the dagster dev freshness")
@@ -590,6 +594,7 @@ def main() -> int:
         if "end_to_end" not in results:
             log("1. end to end")
             scenarios = end_to_end(folder, {"real": real, "40k": large}, args.repeat)
+            results["paired_rounds"] = True
             results["end_to_end"] = [
                 {"name": s.name, "size": s.size, "wall_s": s.wall, "peak_mib": s.peak,
                  "phases_s": {p: s.phase(p) for p in ("fetch", "archive", "transform", "load")},
