@@ -29,14 +29,21 @@ def _scenario(results: dict[str, Any], name: str, size_label: str) -> dict[str, 
     raise KeyError((name, size_label))
 
 
-def wall_ratio(results: dict[str, Any], name: str) -> float:
-    """40,000 models vs real for one scenario: the median of the rounds' own ratios when the
-    sizes took turns round by round (a burst of load skews one round, not one side), else the
-    ratio of the medians."""
+def round_ratios(results: dict[str, Any], name: str) -> list[float] | None:
+    """40,000 models vs real for one scenario, round by round — when the sizes took turns
+    round by round (a burst of load then skews one round, not one side)."""
     real, large = _scenario(results, name, "real"), _scenario(results, name, "40k")
-    if results.get("paired_rounds") and len(real["walls"]) == len(large["walls"]):
-        return statistics.median(b / a for a, b in zip(real["walls"], large["walls"], strict=True))
-    return large["wall_s"] / real["wall_s"]
+    if not results.get("paired_rounds") or len(real["walls"]) != len(large["walls"]):
+        return None
+    return [b / a for a, b in zip(real["walls"], large["walls"], strict=True)]
+
+
+def wall_ratio(results: dict[str, Any], name: str) -> float:
+    """The median of the rounds' ratios, else (unpaired runs) the ratio of the medians."""
+    rounds = round_ratios(results, name)
+    if rounds:
+        return statistics.median(rounds)
+    return _scenario(results, name, "40k")["wall_s"] / _scenario(results, name, "real")["wall_s"]
 
 
 def load_ratio(load: dict[str, Any]) -> float:
@@ -92,8 +99,8 @@ def missed_reasons(results: dict[str, Any]) -> list[str]:
         fixed = large["wall_s"] - work
         budget = 2 * real["wall_s"] - fixed
         of_medians = large["wall_s"] / real["wall_s"]
-        if of_medians <= 2:
-            rounds = [b / a for a, b in zip(real["walls"], large["walls"], strict=True)]
+        rounds = round_ratios(results, name)
+        if rounds and of_medians <= 2:
             notes.append(
                 f"- **{name}, {ratio:.2f}× (target 2×).** The median of the rounds' ratios; "
                 f"the medians of the runs give {of_medians:.2f}× ({large['wall_s']:.2f} s vs "

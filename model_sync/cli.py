@@ -108,30 +108,34 @@ def _reprice(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     url = database.resolve_database_url(settings.database_url, settings.embedded_data_dir())
     engine = database.engine_for(url, settings.db_connect_timeout_seconds)
+
+    def price(out) -> int:
+        with open(args.usage, newline="") as usage:
+            return reprice_csv(engine, csv.DictReader(usage), at, out)
+
     # The priced file appears whole or not at all: written beside --output and renamed over
     # it on success, so a bad record or a lost database never truncates an existing file.
     partial = Path(f"{args.output}.partial") if args.output else None
     try:
-        out = partial.open("w", newline="") if partial else sys.stdout
-        try:
-            with open(args.usage, newline="") as usage:
-                count = reprice_csv(engine, csv.DictReader(usage), at, out)
-        finally:
-            if partial:
-                out.close()
-        if partial:
+        if partial is None:
+            count = price(sys.stdout)
+        else:
+            with partial.open("w", newline="") as out:
+                count = price(out)
             partial.replace(args.output)
-    except (OSError, ValueError, SQLAlchemyError, psycopg.Error) as error:
-        if partial:
-            partial.unlink(missing_ok=True)
-        reason = (
-            error if isinstance(error, OSError | ValueError)
-            else database.describe_database_error(error)
-        )  # fmt: skip
-        print(f"reprice stopped: {reason}", file=sys.stderr)
-        return 1
-    print(f"priced {count} usage records at their time and at {at.isoformat()}", file=sys.stderr)
-    return 0
+    except (OSError, ValueError) as error:
+        reason = str(error)
+    except (SQLAlchemyError, psycopg.Error) as error:
+        reason = database.describe_database_error(error)
+    else:
+        print(
+            f"priced {count} usage records at their time and at {at.isoformat()}", file=sys.stderr
+        )
+        return 0
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+    print(f"reprice stopped: {reason}", file=sys.stderr)
+    return 1
 
 
 def _db_url(settings: Settings, args: argparse.Namespace) -> int:

@@ -97,13 +97,14 @@ def reprice_csv(
                 raise ValueError(f"ran_at: {error}") from None
             usage = usage_of(row)
             # Text Postgres cannot hold (NUL, a lone surrogate) would abort the COPY.
-            for name, value in (("source", row["source"]), ("model_id", row["model_id"])):
+            for name, value in (
+                ("source", row["source"]),
+                ("model_id", row["model_id"]),
+                ("usage", usage),
+            ):
                 problem = unstorable_value(value)
                 if problem:
                     raise ValueError(f"{name}: {problem}")
-            problem = unstorable_value(usage)
-            if problem:
-                raise ValueError(f"usage: {problem}")
         except ValueError as error:
             raise ValueError(f"line {position + 1}: {error}") from None
         fields = [str(position), row["source"], row["model_id"], ran_at, json.dumps(usage)]

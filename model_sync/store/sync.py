@@ -161,9 +161,15 @@ def copy_into(connection: Connection, statement: str, chunks: Iterable[bytes]) -
         raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
+def set_local(connection: Connection, setting: str, value: str) -> None:
+    """``SET LOCAL``: the value ends with this transaction and never leaks into pooled
+    connections."""
+    connection.execute(
+        text("SELECT set_config(:setting, :value, true)"), {"setting": setting, "value": value}
+    )
+
+
 def set_timeouts(connection: Connection, policy: SyncPolicy) -> None:
-    # set_config(..., true) is SET LOCAL: the bounds end with this transaction and never leak
-    # into pooled connections.
     for setting, seconds in (
         ("lock_timeout", policy.lock_timeout_seconds),
         ("statement_timeout", policy.statement_timeout_seconds),
@@ -171,11 +177,8 @@ def set_timeouts(connection: Connection, policy: SyncPolicy) -> None:
         # instead of holding the sync lock until its statement times out.
         ("client_connection_check_interval", 2.0),
     ):
-        connection.execute(
-            text("SELECT set_config(:setting, :value, true)"),
-            # 0 would mean "no limit"; never round a tiny bound down to that.
-            {"setting": setting, "value": f"{max(1, round(seconds * 1000))}ms"},
-        )
+        # 0 would mean "no limit"; never round a tiny bound down to that.
+        set_local(connection, setting, f"{max(1, round(seconds * 1000))}ms")
 
 
 def take_sync_lock(connection: Connection, source: str, on_busy: ConcurrentSync) -> None:
@@ -464,10 +467,8 @@ def sync_catalog(engine: Engine, request: SyncRequest, started_at: datetime) -> 
     with engine.begin() as connection:
         set_timeouts(connection, request.policy)
         # The diff joins whole catalogs: with the default 4 MB, a 40,000-model join spills to
-        # disk in batches. SET LOCAL, so it ends with this transaction.
-        connection.execute(
-            text("SELECT set_config('work_mem', :size, true)"), {"size": SYNC_WORK_MEM}
-        )
+        # disk in batches.
+        set_local(connection, "work_mem", SYNC_WORK_MEM)
         take_sync_lock(connection, source, request.policy.concurrent_sync)
         as_of = _effective_time(connection, request)
         known = _known_models(connection, source)
